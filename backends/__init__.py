@@ -1,0 +1,48 @@
+"""Volume backends: where a project's home lives, behind one small interface.
+
+Every backend stamps ownership on the volume itself (a marker, subvolume metadata, a volume
+option), so ``list`` can tell homevol's volumes from anyone else's without a side database.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from provisioner.config import Config
+from provisioner.errors import ConfigError
+from provisioner.model import Finding, Volume
+
+
+class VolumeBackend(Protocol):
+    name: str
+
+    def ensure(self, project: str, size_bytes: int, gid: int | None = None,
+               adopt: bool = False) -> Volume:
+        """Create the volume (or make an existing one active again); idempotent."""
+        ...
+
+    def info(self, project: str) -> Volume | None:
+        """The owned volume with its usage, or None when there is none."""
+        ...
+
+    def list(self) -> tuple[list[Volume], list[Finding]]:
+        """Owned volumes (without usage), and findings about volumes that are not homevol's."""
+        ...
+
+    def resize(self, project: str, size_bytes: int, force: bool = False) -> Volume: ...
+
+    def retire(self, project: str) -> Volume | None:
+        """Mark the volume retired (it will be unexported); data is kept. None if absent."""
+        ...
+
+    def purge(self, project: str) -> bool:
+        """Delete the volume and its data. False when there was nothing to delete."""
+        ...
+
+
+def get_backend(cfg: Config) -> VolumeBackend:
+    if cfg.backend.name == "local":
+        from .local import LocalBackend
+
+        return LocalBackend(cfg.export_base, cfg.backend.local)
+    raise ConfigError("backend.name", f"unknown backend {cfg.backend.name!r}")

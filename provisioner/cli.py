@@ -1,0 +1,366 @@
+"""The ``homevol`` command: parse, call the service, print. No decisions are made here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import config as config_mod
+from . import report
+from .errors import ExitCode, HomevolError
+from .service import Homevol, Outcome
+from .sizes import format_size, parse_size
+
+EXIT_CODES = """\b
+Exit codes:
+  0  done (or nothing to do)
+  1  an error: some project or step failed (each is reported)
+  2  bad usage, bad input or bad configuration; nothing changed
+  3  refused by a safety guard (directory failed or empty, too many
+     clients would be removed); nothing changed
+  4  another homevol run holds the lock
+"""
+
+
+class SizeType(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+SIZE = SizeType()
+
+
+def _service(ctx: click.Context) -> Homevol:
+    obj = ctx.ensure_object(dict)
+    if "service" not in obj:
+        obj["service"] = Homevol(config_mod.load(obj.get("config_path")))
+    return obj["service"]
+
+
+def _finish(outcome: Outcome, as_json: bool, dry_run: bool, verbose: bool) -> None:
+    if as_json:
+        report.print_json(report.outcome_to_dict(outcome, dry_run))
+    else:
+        if dry_run or not outcome.applied:
+            if dry_run:
+                click.echo("dry run: nothing will be changed")
+            report.print_plan(outcome.plan, verbose)
+        else:
+            report.print_findings(outcome.plan.findings, verbose)
+        report.print_results(outcome)
+        if outcome.applied and not dry_run:
+            bad = sum(1 for r in outcome.results if not r.ok)
+            click.echo(f"{len(outcome.results) - bad} applied, {bad} failed")
+    if not outcome.ok:
+        sys.exit(ExitCode.ERROR)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+dry_run_option = click.option("--dry-run", "-n", is_flag=True,
+                              help="Show the plan (the diff) and change nothing.")
+verbose_option = click.option("--verbose", "-v", is_flag=True,
+                              help="List informational findings too.")
+
+
+@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="TOML config file (default: $HOMEVOL_CONFIG, then /etc/homevol/config.toml).")
+@click.option("--quiet", "-q", is_flag=True, help="Log errors only.")
+@click.version_option(package_name="homevol")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, quiet: bool) -> None:
+    """Give every project a home volume and export it over NFS to its instances only.
+
+    \b
+    Typical use:
+      homevol doctor                 check config, directory, backend, NFS tools
+      homevol onboard alpha --size 50G
+      homevol sync --dry-run         what would change, as a diff
+      homevol sync                   reconcile volumes and exports with the directory
+      homevol exports plan --json    the exports the directory asks for, for tooling
+
+    Every change is planned first; --dry-run prints the plan, and the safety
+    guards refuse plans that look like a broken directory.
+    """
+    ctx.ensure_object(dict)["config_path"] = config_path
+    logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, stream=sys.stderr,
+                        format="homevol: %(message)s")
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.option("--project", "-p", help="Only this project.")
+@dry_run_option
+@click.option("--force", is_flag=True, help="Apply even if the removal-share guard objects.")
+@json_option
+@verbose_option
+@click.pass_context
+def sync(ctx: click.Context, project: str | None, dry_run: bool, force: bool, as_json: bool,
+         verbose: bool) -> None:
+    """Reconcile volumes and exports with the directory.
+
+    Exports of onboarded projects are set to exactly their instances' addresses.
+    With sync.onboard = "opt-in" or "all" in the config, directory projects without
+    a volume are onboarded too. Retired volumes stay unexported.
+    """
+    service = _service(ctx)
+    if dry_run:
+        outcome = service.sync(project=project, dry_run=True, force=force)
+    else:
+        with service.locked():
+            outcome = service.sync(project=project, force=force)
+    _finish(outcome, as_json, dry_run, verbose)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("project")
+@click.option("--size", type=SIZE, help="Quota, e.g. 50G, 500M or bytes (default: backend.default_size).")
+@click.option("--adopt", is_flag=True, help="Take over an existing volume that homevol did not create.")
+@dry_run_option
+@json_option
+@verbose_option
+@click.pass_context
+def onboard(ctx: click.Context, project: str, size: int | None, adopt: bool, dry_run: bool,
+            as_json: bool, verbose: bool) -> None:
+    """Create PROJECT's volume and export it to the project's instances.
+
+    Safe to re-run: an existing volume is kept (use resize to change its size),
+    a retired one is made active again.
+    """
+    service = _service(ctx)
+    if dry_run:
+        outcome = service.onboard(project, size, dry_run=True, adopt=adopt)
+    else:
+        with service.locked():
+            outcome = service.onboard(project, size, adopt=adopt)
+    _finish(outcome, as_json, dry_run, verbose)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("project")
+@dry_run_option
+@json_option
+@click.pass_context
+def offboard(ctx: click.Context, project: str, dry_run: bool, as_json: bool) -> None:
+    """Retire PROJECT: stop exporting its home and keep its data.
+
+    The data is deleted only by a separate, explicit `homevol purge`.
+    """
+    service = _service(ctx)
+    if dry_run:
+        outcome = service.offboard(project, dry_run=True)
+    else:
+        with service.locked():
+            outcome = service.offboard(project)
+    _finish(outcome, as_json, dry_run, False)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("project")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@dry_run_option
+@json_option
+@click.pass_context
+def purge(ctx: click.Context, project: str, yes: bool, dry_run: bool, as_json: bool) -> None:
+    """Delete PROJECT's volume and ALL ITS DATA (after unexporting it).
+
+    Asks for confirmation unless --yes. Purging something already gone is a success.
+    """
+    service = _service(ctx)
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("purge deletes data: confirm with --yes when not on a terminal")
+        click.confirm(f"Delete the home of {project} and all its data?", abort=True)
+    if dry_run:
+        outcome = service.purge(project, dry_run=True)
+    else:
+        with service.locked():
+            outcome = service.purge(project)
+    _finish(outcome, as_json, dry_run, False)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("project")
+@click.argument("size", type=SIZE)
+@click.option("--force", is_flag=True, help="Record a size below current usage.")
+@dry_run_option
+@json_option
+@click.pass_context
+def resize(ctx: click.Context, project: str, size: int, force: bool, dry_run: bool,
+           as_json: bool) -> None:
+    """Set PROJECT's volume size to SIZE (e.g. 100G). Shrinking below usage needs --force."""
+    service = _service(ctx)
+    if dry_run:
+        volume = service.resize(project, size, dry_run=True)
+    else:
+        with service.locked():
+            volume = service.resize(project, size, force=force)
+    if as_json:
+        report.print_json({"dry_run": dry_run, "volume": volume.to_dict(), "size_bytes": size})
+    else:
+        verb = "would resize" if dry_run else "resized"
+        click.echo(f"{project}: {verb} to {format_size(size)}")
+
+
+@cli.group()
+def exports() -> None:
+    """Exports only: plan or apply who may mount which home (volumes untouched)."""
+
+
+@exports.command("plan", epilog=EXIT_CODES)
+@click.option("--project", "-p", help="Only this project.")
+@json_option
+@verbose_option
+@click.option("--all", "show_all", is_flag=True, help="Also list exports that would not change.")
+@click.pass_context
+def exports_plan(ctx: click.Context, project: str | None, as_json: bool, verbose: bool,
+                 show_all: bool) -> None:
+    """Print the exports the directory asks for, and the diff against what is applied."""
+    outcome = _service(ctx).exports(project=project, dry_run=True)
+    if as_json:
+        report.print_json(report.outcome_to_dict(outcome, True))
+    else:
+        report.print_plan(outcome.plan, verbose, show_unchanged=show_all)
+
+
+@exports.command("apply", epilog=EXIT_CODES)
+@click.option("--project", "-p", help="Only this project.")
+@dry_run_option
+@click.option("--force", is_flag=True, help="Apply even if the removal-share guard objects.")
+@json_option
+@verbose_option
+@click.pass_context
+def exports_apply(ctx: click.Context, project: str | None, dry_run: bool, force: bool,
+                  as_json: bool, verbose: bool) -> None:
+    """Write the exports files that changed and reload the NFS server once."""
+    service = _service(ctx)
+    if dry_run:
+        outcome = service.exports(project=project, dry_run=True, force=force)
+    else:
+        with service.locked():
+            outcome = service.exports(project=project, force=force)
+    _finish(outcome, as_json, dry_run, verbose)
+
+
+@cli.command("list", epilog=EXIT_CODES)
+@click.option("--usage", is_flag=True, help="Measure usage too (walks every volume).")
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, usage: bool, as_json: bool) -> None:
+    """List the volumes homevol owns, with state, size and export clients."""
+    service = _service(ctx)
+    volumes, findings = service.backend.list()
+    if usage:
+        volumes = [service.backend.info(v.project) or v for v in volumes]
+    applied = service.applier.applied().rules
+    rows: list[dict[str, Any]] = [
+        {**v.to_dict(), "clients": len(applied[v.project].clients) if v.project in applied else 0}
+        for v in volumes]
+    if as_json:
+        report.print_json({"volumes": rows, "findings": [f.to_dict() for f in findings]})
+        return
+    click.echo(f"{'PROJECT':<24} {'STATE':<8} {'SIZE':>8} {'USED':>8} {'CLIENTS':>7}  PATH")
+    for row in rows:
+        click.echo(f"{row['project']:<24} {row['state']:<8} {format_size(row['size_bytes']):>8} "
+                   f"{format_size(row['used_bytes']):>8} {row['clients']:>7}  {row['path']}")
+    report.print_findings(findings)
+
+
+@cli.command(epilog=EXIT_CODES)
+@json_option
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check the config, the directory, the backend, the exports directory and the reload tool."""
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, fn: Callable[[], str]) -> None:
+        try:
+            checks.append({"check": name, "ok": True, "detail": fn()})
+        except HomevolError as exc:
+            checks.append({"check": name, "ok": False, "detail": str(exc)})
+        except OSError as exc:
+            checks.append({"check": name, "ok": False, "detail": f"{exc.filename or ''} {exc.strerror}"})
+
+    service: Homevol | None = None
+
+    def cfg_check() -> str:
+        nonlocal service
+        service = _service(ctx)
+        return service.cfg.source_path or "defaults (no config file)"
+
+    check("config", cfg_check)
+    if service is not None:
+        svc = service
+
+        def directory() -> str:
+            snapshot, inventory = svc.read_directory()
+            return (f"{snapshot.source}: {len(inventory.projects)} projects, "
+                    f"{sum(len(h) for h in inventory.hosts.values())} hosts with a project, "
+                    f"{snapshot.searches} searches")
+
+        def backend() -> str:
+            volumes, _ = svc.backend.list()
+            return f"{svc.backend.name}: {len(volumes)} volumes under {svc.cfg.export_base}"
+
+        def exports_dir() -> str:
+            path = Path(svc.cfg.exports.kernel.directory)
+            probe = path if path.exists() else path.parent
+            if not os.access(probe, os.W_OK):
+                raise HomevolError(f"{path}: not writable")
+            return f"{path} writable"
+
+        def reload_tool() -> str:
+            command = svc.cfg.exports.kernel.reload_command
+            if not command:
+                return "no reload command configured (files only)"
+            if shutil.which(command[0]) is None:
+                raise HomevolError(f"{command[0]} not found: install nfs-kernel-server "
+                                   "or set exports.kernel.reload_command")
+            return " ".join(command)
+
+        check("directory", directory)
+        check("backend", backend)
+        check("exports directory", exports_dir)
+        check("reload command", reload_tool)
+    if as_json:
+        report.print_json({"checks": checks, "ok": all(c["ok"] for c in checks)})
+    else:
+        for c in checks:
+            click.echo(f"{'ok' if c['ok'] else 'FAIL':<5} {c['check']:<18} {c['detail']}")
+    if not all(c["ok"] for c in checks):
+        sys.exit(ExitCode.ERROR)
+
+
+def main() -> None:
+    """Entry point: one line on stderr and a documented exit code for every failure."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("homevol: aborted", err=True)
+        sys.exit(ExitCode.ERROR)
+    except click.ClickException as exc:
+        click.echo(f"homevol: {exc.format_message()}", err=True)
+        sys.exit(ExitCode.USAGE)
+    except HomevolError as exc:
+        click.echo(f"homevol: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("homevol: interrupted", err=True)
+        sys.exit(ExitCode.ERROR)
+    except Exception as exc:  # a bug: still one line, with a way to see more
+        if os.environ.get("HOMEVOL_DEBUG"):
+            raise
+        click.echo(f"homevol: internal error: {type(exc).__name__}: {exc} "
+                   "(HOMEVOL_DEBUG=1 shows the traceback)", err=True)
+        sys.exit(ExitCode.ERROR)

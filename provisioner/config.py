@@ -1,0 +1,300 @@
+"""Settings: TOML file, then environment overrides, into typed dataclasses.
+
+Where the file comes from: ``--config``, else ``$HOMEVOL_CONFIG``, else
+``/etc/homevol/config.toml`` (a missing default file means "all defaults").
+Environment overrides: ``HOMEVOL_<SECTION>__<KEY>=value`` with ``__`` between levels, e.g.
+``HOMEVOL_DIRECTORY__SOURCE=ldap`` or ``HOMEVOL_DIRECTORY__LDAP__URIS=ldap://a,ldap://b``.
+Unknown keys and wrong types are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .names import is_netgroup_name, parse_networks
+from .sizes import parse_size
+
+DEFAULT_PATH = Path("/etc/homevol/config.toml")
+ENV_PREFIX = "HOMEVOL_"
+_SAFE_PATH_RE = re.compile(r"/[A-Za-z0-9/._-]*")
+
+
+@dataclass
+class FileDirectoryConfig:
+    path: str = "/etc/homevol/inventory.toml"
+
+
+@dataclass
+class LdapConfig:
+    uris: list[str] = field(default_factory=lambda: ["ldap://127.0.0.1"])
+    bind_dn: str = ""  # empty: anonymous bind
+    password_file: str = ""  # never on the command line
+    start_tls: bool = False  # use ldaps:// URIs for LDAPS
+    ca_file: str = ""
+    connect_timeout: float = 5.0
+    operation_timeout: float = 30.0
+    page_size: int = 1000
+    projects_base: str = "ou=projects,dc=wikimedia,dc=org"
+    projects_scope: str = "one"
+    projects_filter: str = "(objectClass=groupOfNames)"
+    project_name_attr: str = "cn"
+    project_gid_attr: str = "gidNumber"
+    project_optin_attr: str = "info"
+    project_optin_value: str = "use_volume=home"
+    hosts_base: str = "ou=hosts,dc=wikimedia,dc=org"
+    hosts_scope: str = "sub"
+    hosts_filter: str = "(objectClass=dNSDomain)"
+    host_project_attr: str = "puppetVar"
+    host_project_var: str = "instanceproject"
+    host_address_attr: str = "aRecord"
+    host_name_attr: str = "associatedDomain"
+    host_soa_attr: str = "sOARecord"
+
+
+@dataclass
+class DirectoryConfig:
+    source: str = "file"  # file | ldap
+    allow_empty: bool = False  # accept a directory with zero projects or zero hosts
+    file: FileDirectoryConfig = field(default_factory=FileDirectoryConfig)
+    ldap: LdapConfig = field(default_factory=LdapConfig)
+
+
+@dataclass
+class KernelExportsConfig:
+    directory: str = "/etc/exports.d"
+    reload_command: list[str] = field(default_factory=lambda: ["exportfs", "-ra"])
+    reload_timeout: float = 60.0
+
+
+@dataclass
+class ExportsConfig:
+    clients: str = "address"  # address | hostname | netgroup
+    options: list[str] = field(
+        default_factory=lambda: ["rw", "root_squash", "no_subtree_check", "sec=sys"]
+    )
+    extra_client_networks: list[str] = field(default_factory=list)
+    netgroup_prefix: str = "homevol-"
+    max_removal_share: float = 0.25
+    kernel: KernelExportsConfig = field(default_factory=KernelExportsConfig)
+
+
+@dataclass
+class LocalBackendConfig:
+    mode: str = "2775"
+    uid: int = 0
+    gid: int = -1  # -1: the project's gid from the directory when it has one, else 0
+
+
+@dataclass
+class BackendConfig:
+    name: str = "local"
+    default_size: str = "10G"
+    local: LocalBackendConfig = field(default_factory=LocalBackendConfig)
+
+
+@dataclass
+class SyncConfig:
+    onboard: str = "none"  # none | opt-in | all: which directory projects sync onboards
+
+
+@dataclass
+class Config:
+    state_dir: str = "/var/lib/homevol"
+    export_base: str = "/export/home"
+    lock_timeout: float = 60.0
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
+    exports: ExportsConfig = field(default_factory=ExportsConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    source_path: str = ""  # where this config was read from (not a setting)
+
+    @property
+    def lock_path(self) -> Path:
+        return Path(self.state_dir) / "lock"
+
+
+_CHOICES = {
+    "directory.source": ("file", "ldap"),
+    "directory.ldap.projects_scope": ("one", "sub"),
+    "directory.ldap.hosts_scope": ("one", "sub"),
+    "exports.clients": ("address", "hostname", "netgroup"),
+    "backend.name": ("local",),
+    "sync.onboard": ("none", "opt-in", "all"),
+}
+
+# exports(5) options an operator may set; fsid is homevol's (stable per project).
+_OPTION_KEYS = {
+    "rw", "ro", "sync", "async", "secure", "insecure", "wdelay", "no_wdelay", "hide", "nohide",
+    "crossmnt", "subtree_check", "no_subtree_check", "root_squash", "no_root_squash",
+    "all_squash", "no_all_squash", "secure_locks", "insecure_locks", "no_auth_nlm", "mp",
+    "sec", "anonuid", "anongid", "pnfs", "no_pnfs", "security_label",
+}
+
+
+def _convert(value: Any, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    if dataclasses.is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise ConfigError(key, "must be a table")
+        return _build(typ, value, key)
+    if origin is list:
+        if isinstance(value, str):  # from the environment
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [
+                v.strip() for v in text.split(",") if v.strip()
+            ]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, "must be a list of strings")
+        return list(value)
+    if typ is bool:
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+        if not isinstance(value, bool):
+            raise ConfigError(key, "must be true or false")
+        return value
+    if typ in (int, float):
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return typ(value)
+        except (TypeError, ValueError):
+            raise ConfigError(key, f"must be a number, not {value!r}") from None
+    if typ is str:
+        if not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise ConfigError(key, "must be a string")
+        return str(value)
+    raise ConfigError(key, f"unsupported type {typ}")  # pragma: no cover
+
+
+def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "source_path"}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if key not in known:
+            raise ConfigError(dotted, "unknown key")
+        kwargs[key] = _convert(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "HOMEVOL_CONFIG":
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        node = tree
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(name, "conflicts with another override")
+        node[parts[-1]] = value
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(cfg: Config) -> None:
+    for key, choices in _CHOICES.items():
+        node: Any = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        if node not in choices:
+            raise ConfigError(key, f"{node!r} is not one of {', '.join(choices)}")
+    for key in ("state_dir", "export_base"):
+        value = getattr(cfg, key)
+        if not os.path.isabs(value) or os.path.normpath(value) == "/":
+            raise ConfigError(key, f"must be an absolute path other than '/', not {value!r}")
+    if not os.path.isabs(cfg.exports.kernel.directory):
+        raise ConfigError("exports.kernel.directory", "must be an absolute path")
+    if not _SAFE_PATH_RE.fullmatch(cfg.export_base):
+        raise ConfigError("export_base", "letters, digits, '/', '.', '_' and '-' only")
+    for option in cfg.exports.options:
+        key, _, val = option.partition("=")
+        if key not in _OPTION_KEYS:
+            raise ConfigError("exports.options", f"{option!r} is not an exports(5) option homevol allows")
+        if val and not all(c.isalnum() or c in ":._" for c in val):
+            raise ConfigError("exports.options", f"{option!r} has characters exports(5) treats specially")
+    if not 0 <= cfg.exports.max_removal_share <= 1:
+        raise ConfigError("exports.max_removal_share", "must be between 0 and 1")
+    try:
+        parse_networks(cfg.exports.extra_client_networks)
+    except ValueError as exc:
+        raise ConfigError("exports.extra_client_networks", str(exc)) from None
+    if not is_netgroup_name(cfg.exports.netgroup_prefix + "x"):
+        raise ConfigError("exports.netgroup_prefix", "letters, digits, '-', '_' and '.' only")
+    try:
+        parse_size(cfg.backend.default_size)
+    except ValueError as exc:
+        raise ConfigError("backend.default_size", str(exc)) from None
+    try:
+        mode = int(cfg.backend.local.mode, 8)
+    except ValueError:
+        raise ConfigError("backend.local.mode", "must be an octal mode such as 2775") from None
+    if not 0 <= mode <= 0o7777:
+        raise ConfigError("backend.local.mode", "must be an octal mode such as 2775")
+    ldap = cfg.directory.ldap
+    if not ldap.uris:
+        raise ConfigError("directory.ldap.uris", "needs at least one URI")
+    for uri in ldap.uris:
+        if not uri.startswith(("ldap://", "ldaps://", "ldapi://")):
+            raise ConfigError("directory.ldap.uris", f"{uri!r} is not an ldap://, ldaps:// or ldapi:// URI")
+    if ldap.page_size < 1:
+        raise ConfigError("directory.ldap.page_size", "must be at least 1")
+    for key in ("connect_timeout", "operation_timeout"):
+        if getattr(ldap, key) <= 0:
+            raise ConfigError(f"directory.ldap.{key}", "must be positive")
+    if cfg.exports.kernel.reload_timeout <= 0:
+        raise ConfigError("exports.kernel.reload_timeout", "must be positive")
+
+
+def load(path: str | None = None, environ: typing.Mapping[str, str] | None = None) -> Config:
+    """Read, merge and validate the configuration; ConfigError names the offending key."""
+    env = os.environ if environ is None else environ
+    chosen = path or env.get("HOMEVOL_CONFIG") or ""
+    data: dict[str, Any] = {}
+    source = chosen or str(DEFAULT_PATH)
+    file = Path(source)
+    if file.exists():
+        try:
+            data = tomllib.loads(file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, f"not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(source, f"cannot read: {exc.strerror}") from None
+    elif chosen:
+        raise ConfigError(source, "file not found")
+    data = _merge(data, _env_overrides(env))
+    cfg = _build(Config, data, "")
+    cfg.source_path = source if file.exists() else ""
+    _validate(cfg)
+    return cfg
+
+
+def as_dict(cfg: Config) -> dict[str, Any]:
+    out = dataclasses.asdict(cfg)
+    out.pop("source_path", None)
+    return out
+
+

@@ -1,0 +1,28 @@
+"""Where projects and hosts come from. Each source returns one ``Snapshot``; nothing is judged here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Config
+from ..model import RawHost, RawProject
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    projects: tuple[RawProject, ...]
+    hosts: tuple[RawHost, ...]
+    source: str
+    searches: int = 0  # distinct searches issued (LDAP); constant whatever the project count
+    operations: int = 0  # LDAP requests including every page and the bind
+
+
+def read_snapshot(cfg: Config) -> Snapshot:
+    """Read the configured directory once; DirectoryError on any failure."""
+    if cfg.directory.source == "ldap":
+        from .ldap import read_ldap
+
+        return read_ldap(cfg.directory.ldap)
+    from .file import read_file
+
+    return read_file(cfg.directory.file.path)

@@ -1,0 +1,70 @@
+"""The embedded default directory: a TOML inventory file listing projects and their hosts.
+
+    [projects.alpha]
+    gid = 61001          # optional
+    home = true          # optional: the opt-in that ``sync.onboard = "opt-in"`` honours
+
+    [[hosts]]
+    name = "alpha-web1.eqiad.wmflabs"   # or names = [...]
+    address = "10.68.1.11"              # or addresses = [...]; omit while unknown
+    project = "alpha"                   # or projects = [...] (more than one is reported)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..errors import DirectoryError
+from ..model import RawHost, RawProject
+from . import Snapshot
+
+
+def _strings(entry: dict[str, Any], one: str, many: str, where: str) -> tuple[str, ...]:
+    values: list[Any] = []
+    if one in entry:
+        values.append(entry[one])
+    values.extend(entry.get(many, []) if isinstance(entry.get(many, []), list) else [None])
+    if not all(isinstance(v, str) for v in values):
+        raise DirectoryError(f"inventory: {where}: {one}/{many} must be strings")
+    return tuple(values)
+
+
+def read_file(path: str) -> Snapshot:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DirectoryError(f"inventory: {path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DirectoryError(f"inventory: {path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DirectoryError(f"inventory: {path}: not valid TOML: {exc}") from None
+    projects_table = data.get("projects", {})
+    hosts_list = data.get("hosts", [])
+    if not isinstance(projects_table, dict) or not isinstance(hosts_list, list):
+        raise DirectoryError(f"inventory: {path}: [projects] must be a table, [[hosts]] a list")
+    projects = []
+    for name, entry in projects_table.items():
+        entry = entry if isinstance(entry, dict) else {}
+        gid = entry.get("gid")
+        if gid is not None and (not isinstance(gid, int) or isinstance(gid, bool)):
+            raise DirectoryError(f"inventory: projects.{name}.gid must be an integer")
+        projects.append(
+            RawProject(dn=f"projects.{name}", name=name, gid=gid, wants_home=entry.get("home") is True)
+        )
+    hosts = []
+    for index, entry in enumerate(hosts_list):
+        where = f"hosts[{index}]"
+        if not isinstance(entry, dict):
+            raise DirectoryError(f"inventory: {where} must be a table")
+        names = _strings(entry, "name", "names", where)
+        hosts.append(
+            RawHost(
+                dn=names[0] if names else where,
+                projects=_strings(entry, "project", "projects", where),
+                addresses=_strings(entry, "address", "addresses", where),
+                names=names,
+            )
+        )
+    return Snapshot(projects=tuple(projects), hosts=tuple(hosts), source=f"file:{path}")

@@ -1,0 +1,185 @@
+"""The LDAP door: one connection, one paged search for projects and one for hosts, raw values.
+
+Why these defaults (see docs/directory.md): projects are read one level under ``ou=projects``
+with ``(objectClass=groupOfNames)``; the 2011 filter ``(&(objectclass=groupofnames)(owner=*))``
+drops every project created after 2012-08 (they have no ``owner``). Hosts are read with a filter
+that needs no substring rule and are attributed client-side from ``puppetVar``, because
+``(puppetVar=instanceproject=*)`` silently matches nothing on OpenLDAP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.dn import parse_dn
+
+from ..config import LdapConfig
+from ..errors import DirectoryError
+from ..model import RawHost, RawProject
+from . import Snapshot
+
+_PAGED_OID = "1.2.840.113556.1.4.319"
+_SCOPES = {"one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
+
+Attrs = dict[str, list[str]]
+
+
+def _decode(raw: dict[str, list[bytes]]) -> Attrs:
+    """Attribute names lower-cased (servers differ in case), values as text."""
+    return {
+        name.lower(): [v.decode("utf-8", "replace") for v in values] for name, values in raw.items()
+    }
+
+
+def parse_var(value: str) -> tuple[str, str]:
+    """``var=value`` split on the first ``=``, tolerating old spellings like ``var = "value"``."""
+    key, _, val = value.partition("=")
+    return key.strip().strip("\"'").strip().lower(), val.strip().strip("\"'").strip()
+
+
+def _rdn_count(dn: str) -> int:
+    return len(parse_dn(dn, escape=False, strip=True))
+
+
+class LdapDirectory:
+    """One connection to the directory; every search goes through ``search``."""
+
+    def __init__(self, cfg: LdapConfig) -> None:
+        self.cfg = cfg
+        self.searches = 0
+        self.operations = 0
+        self.conn = self._connect()
+
+    def _connect(self) -> ldap3.Connection:
+        cfg = self.cfg
+        tls = None
+        if cfg.start_tls or any(u.startswith("ldaps://") for u in cfg.uris):
+            tls = ldap3.Tls(
+                validate=ssl.CERT_REQUIRED, ca_certs_file=cfg.ca_file or None,
+                version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        servers = [
+            ldap3.Server(uri, get_info=ldap3.NONE, connect_timeout=cfg.connect_timeout, tls=tls)
+            for uri in cfg.uris
+        ]
+        pool = ldap3.ServerPool(servers, ldap3.FIRST, active=1, exhaust=True)
+        password = None
+        if cfg.bind_dn:
+            try:
+                password = Path(cfg.password_file).read_text().rstrip("\n")
+            except OSError as exc:
+                raise DirectoryError(
+                    f"ldap: cannot read password_file {cfg.password_file!r}: {exc.strerror}"
+                ) from None
+        try:
+            conn = ldap3.Connection(
+                pool, user=cfg.bind_dn or None, password=password, read_only=True,
+                receive_timeout=cfg.operation_timeout, raise_exceptions=False,
+                check_names=False, auto_referrals=False, return_empty_attributes=False,
+            )
+            if not conn.open() and conn.closed:
+                raise DirectoryError(f"ldap: cannot connect to {', '.join(cfg.uris)}")
+            if cfg.start_tls and not conn.start_tls():
+                raise DirectoryError(f"ldap: StartTLS failed: {conn.result.get('description')}")
+            if not conn.bind():
+                result = conn.result or {}
+                raise DirectoryError(
+                    f"ldap: bind as {cfg.bind_dn or 'anonymous'} refused: "
+                    f"{result.get('description')} {result.get('message') or ''}".rstrip()
+                )
+        except LDAPException as exc:
+            raise DirectoryError(f"ldap: {', '.join(cfg.uris)}: {exc}") from None
+        self.operations += 1
+        return conn
+
+    def search(self, base: str, scope: str, filt: str, attrs: list[str]) -> Iterator[tuple[str, Attrs]]:
+        """A paged search yielding (dn, attributes); any failure is a DirectoryError."""
+        self.searches += 1
+        cookie: bytes | None = None
+        while True:
+            self.operations += 1
+            try:
+                self.conn.search(
+                    base, filt, search_scope=_SCOPES[scope], attributes=attrs,
+                    paged_size=self.cfg.page_size, paged_cookie=cookie,
+                    time_limit=int(self.cfg.operation_timeout),
+                )
+            except LDAPException as exc:
+                raise DirectoryError(f"ldap: search under {base}: {exc}") from None
+            result = self.conn.result or {}
+            if result.get("result") != 0:
+                raise DirectoryError(
+                    f"ldap: search under {base} {filt} failed: {result.get('description')} "
+                    f"{result.get('message') or ''}".rstrip()
+                )
+            for item in self.conn.response or ():
+                if item.get("type") == "searchResEntry":
+                    yield item["dn"], _decode(item["raw_attributes"])
+            control = (result.get("controls") or {}).get(_PAGED_OID)
+            cookie = control["value"]["cookie"] if control else None
+            if not cookie:
+                return
+
+    def close(self) -> None:
+        with contextlib.suppress(LDAPException):
+            self.conn.unbind()
+
+
+def read_ldap(cfg: LdapConfig) -> Snapshot:
+    directory = LdapDirectory(cfg)
+    try:
+        projects = list(_projects(directory, cfg))
+        hosts = list(_hosts(directory, cfg))
+    finally:
+        directory.close()
+    return Snapshot(
+        projects=tuple(projects), hosts=tuple(hosts), source=f"ldap:{cfg.uris[0]}",
+        searches=directory.searches, operations=directory.operations,
+    )
+
+
+def _projects(directory: LdapDirectory, cfg: LdapConfig) -> Iterator[RawProject]:
+    base_depth = _rdn_count(cfg.projects_base)
+    name_attr, gid_attr, optin_attr = (
+        a.lower() for a in (cfg.project_name_attr, cfg.project_gid_attr, cfg.project_optin_attr)
+    )
+    optin = cfg.project_optin_value.replace(" ", "").lower()
+    attrs = [cfg.project_name_attr, cfg.project_gid_attr, cfg.project_optin_attr]
+    for dn, values in directory.search(cfg.projects_base, cfg.projects_scope, cfg.projects_filter, attrs):
+        rdn = parse_dn(dn, escape=False, strip=True)
+        if not rdn:
+            continue
+        depth = len(rdn)
+        if depth <= base_depth:
+            continue  # the base itself (a subtree search returns it when it matches)
+        # the project's name is its RDN value when the RDN is the name attribute
+        name = rdn[0][1] if rdn[0][0].lower() == name_attr else (values.get(name_attr) or [""])[0]
+        gid_values = values.get(gid_attr) or []
+        gid = int(gid_values[0]) if gid_values and gid_values[0].strip().isdigit() else None
+        wants = any(v.replace(" ", "").lower() == optin for v in values.get(optin_attr, ()))
+        yield RawProject(dn=dn, name=name, nested=depth > base_depth + 1, gid=gid, wants_home=wants)
+
+
+def _hosts(directory: LdapDirectory, cfg: LdapConfig) -> Iterator[RawHost]:
+    var_attr, addr_attr, name_attr, soa_attr = (
+        a.lower()
+        for a in (cfg.host_project_attr, cfg.host_address_attr, cfg.host_name_attr, cfg.host_soa_attr)
+    )
+    wanted = cfg.host_project_var.lower()
+    attrs = [cfg.host_project_attr, cfg.host_address_attr, cfg.host_name_attr, cfg.host_soa_attr]
+    for dn, values in directory.search(cfg.hosts_base, cfg.hosts_scope, cfg.hosts_filter, attrs):
+        pairs = [parse_var(v) for v in values.get(var_attr, ())]
+        projects = tuple(dict.fromkeys(val for key, val in pairs if key == wanted))
+        yield RawHost(
+            dn=dn,
+            projects=projects,
+            addresses=tuple(values.get(addr_attr, ())),
+            names=tuple(values.get(name_attr, ())),
+            dns_domain=bool(values.get(soa_attr)),
+            instance=bool(pairs),
+        )

@@ -1,0 +1,174 @@
+"""Kernel nfsd applier: one ``homevol-<project>.exports`` file per project, then one reload.
+
+Files carry a header naming homevol and a checksum of their body, so homevol knows which files
+it owns (only those are ever rewritten or removed) and which were edited by hand. Writes are
+atomic (temp file, fsync, rename). If the reload fails, the files changed in this run are put
+back as they were and the reload output is reported: the next run will try again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..config import KernelExportsConfig
+from ..fsutil import atomic_write
+from ..model import ExportRule, Finding, Severity
+from ..names import is_project_name
+from . import AppliedState, ApplyResult, ExportChange
+
+PREFIX = "homevol-"
+SUFFIX = ".exports"
+HEADER = "# Managed by homevol: do not edit; the next sync rewrites or removes this file."
+_META_RE = re.compile(r"# project=(\S+) sha256=([0-9a-f]{64})")
+_CLIENT_RE = re.compile(r"([^\s()]+)\(([^\s()]*)\)")
+
+
+def file_name(project: str) -> str:
+    return f"{PREFIX}{project}{SUFFIX}"
+
+
+def render_body(rule: ExportRule) -> str:
+    """The exports(5) text: the path, then one ``client(options)`` per continued line."""
+    options = ",".join(rule.options)
+    lines = [rule.path] + [f"    {client}({options})" for client in rule.clients]
+    return " \\\n".join(lines) + "\n"
+
+
+def render(rule: ExportRule) -> str:
+    body = render_body(rule)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    return f"{HEADER}\n# project={rule.project} sha256={digest}\n{body}"
+
+
+def parse(project: str, text: str) -> tuple[ExportRule | None, bool]:
+    """(rule, owned): owned when the header is homevol's; rule None when the body was edited."""
+    lines = text.split("\n", 2)
+    if len(lines) < 3 or lines[0] != HEADER:
+        return None, False
+    meta = _META_RE.fullmatch(lines[1])
+    if not meta or meta.group(1) != project:
+        return None, True
+    body = lines[2]
+    if hashlib.sha256(body.encode()).hexdigest() != meta.group(2):
+        return None, True
+    joined = body.replace("\\\n", " ").split()
+    if not joined:
+        return None, True
+    clients, option_sets = [], set()
+    for token in joined[1:]:
+        match = _CLIENT_RE.fullmatch(token)
+        if not match:
+            return None, True
+        clients.append(match.group(1))
+        option_sets.add(match.group(2))
+    if len(option_sets) != 1:
+        return None, True
+    options = tuple(option_sets.pop().split(","))
+    return ExportRule(project, joined[0], tuple(clients), options), True
+
+
+class KernelExports:
+    name = "kernel"
+
+    def __init__(self, cfg: KernelExportsConfig) -> None:
+        self.cfg = cfg
+        self.directory = Path(cfg.directory)
+
+    def applied(self) -> AppliedState:
+        state = AppliedState(rules={})
+        if not self.directory.is_dir():
+            return state
+        for entry in sorted(self.directory.iterdir()):
+            name = entry.name
+            if name.startswith(".") or not name.endswith(SUFFIX):
+                continue  # exportfs ignores these too
+            project = name[len(PREFIX):-len(SUFFIX)] if name.startswith(PREFIX) else None
+            try:
+                text = entry.read_text() if entry.is_file() and not entry.is_symlink() else ""
+            except (OSError, UnicodeDecodeError):
+                text = ""
+            rule, owned = parse(project, text) if project and is_project_name(project) else (None, False)
+            if not owned:
+                state.findings.append(Finding(
+                    "foreign-exports-file", f"{entry} is not homevol's; left alone",
+                    project=project, severity=Severity.WARNING))
+                if project:
+                    state.blocked[project] = f"{entry} exists and is not homevol's"
+                continue
+            assert project is not None
+            if rule is None:
+                state.drifted.add(project)
+                state.findings.append(Finding(
+                    "hand-edited-exports-file", f"{entry} was edited by hand; sync rewrites it",
+                    project=project))
+                state.rules[project] = ExportRule(project, "", (), ())
+            else:
+                state.rules[project] = rule
+        return state
+
+    def apply(self, changes: list[ExportChange]) -> list[ApplyResult]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for leftover in self.directory.glob(f".{PREFIX}*.tmp"):
+            leftover.unlink(missing_ok=True)  # a crash mid-write leaves these; exportfs ignores them
+        previous: dict[str, str | None] = {}
+        results = []
+        for change in changes:
+            path = self.directory / file_name(change.project)
+            try:
+                previous[change.project] = path.read_text() if path.exists() else None
+                if change.after is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    atomic_write(path, render(change.after), mode=0o644)
+                results.append(ApplyResult(change.project, change.action, True))
+            except OSError as exc:
+                previous.pop(change.project, None)
+                results.append(ApplyResult(change.project, change.action, False, f"{path}: {exc}"))
+        if not previous:
+            return results
+        failure = self.reload()
+        if failure is None:
+            return results
+        for project, text in previous.items():  # put back what the server last accepted
+            path = self.directory / file_name(project)
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write(path, text, mode=0o644)
+        self.reload()
+        return [
+            ApplyResult(r.project, r.action, False, f"reload failed, change rolled back: {failure}")
+            if r.project in previous else r
+            for r in results
+        ]
+
+    def reload(self) -> str | None:
+        """Run the reload command once; None on success, else what went wrong."""
+        command = self.cfg.reload_command
+        if not command:
+            return None
+        if shutil.which(command[0]) is None:
+            return (f"{command[0]} not found: this machine has no kernel NFS server tools "
+                    "(install nfs-kernel-server, or set exports.kernel.reload_command)")
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True,
+                                  timeout=self.cfg.reload_timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return f"{' '.join(command)} timed out after {self.cfg.reload_timeout:g}s"
+        except OSError as exc:
+            return f"{' '.join(command)}: {exc}"
+        if proc.returncode != 0:
+            output = " ".join((proc.stderr + proc.stdout).split())
+            return f"{' '.join(command)} exited {proc.returncode}: {output}"
+        return None
+
+
+def reload_available(cfg: KernelExportsConfig) -> bool:
+    return not cfg.reload_command or shutil.which(cfg.reload_command[0]) is not None
+
+
+__all__ = ["KernelExports", "file_name", "parse", "reload_available", "render"]

@@ -1,0 +1,38 @@
+"""Refusals that keep a bad day from emptying the exports: each raises GuardRefused (exit 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .directory import Snapshot
+from .errors import GuardRefused
+from .plan import Plan
+
+
+def check_snapshot(snapshot: Snapshot, allow_empty: bool) -> None:
+    """A directory that returns zero projects or zero hosts is far likelier broken than empty."""
+    if allow_empty:
+        return
+    if not snapshot.projects:
+        raise GuardRefused(f"{snapshot.source} returned no projects; nothing changed "
+                           "(set directory.allow_empty = true if that is really so)")
+    if not snapshot.hosts:
+        raise GuardRefused(f"{snapshot.source} returned no hosts; nothing changed "
+                           "(set directory.allow_empty = true if that is really so)")
+
+
+def check_removal_share(plan: Plan, max_share: float, force: bool, exempt: Iterable[str] = ()) -> None:
+    """Refuse a plan that takes away more than ``max_share`` of the clients exported now.
+
+    Projects the operator named explicitly (offboard, purge) are exempt: that removal is the
+    point of the command. The share is over all exported clients, whatever the scope.
+    """
+    removed = plan.removed_clients(exempt)
+    total = plan.exported_clients
+    if force or total == 0 or removed == 0:
+        return
+    if removed / total > max_share:
+        raise GuardRefused(
+            f"the plan removes {removed} of {total} exported clients "
+            f"({removed / total:.0%} > {max_share:.0%}); nothing changed. Check the directory, "
+            "review with --dry-run, and re-run with --force if it is right")

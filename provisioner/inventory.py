@@ -1,0 +1,152 @@
+"""Raw directory entries → an Inventory of valid projects and their hosts, plus findings.
+
+Rules (docs/directory.md has the table of finding kinds):
+- a project with an invalid name is skipped; entries nested below a project are ignored;
+- a host is attributed to a project only when it names exactly one, and that project exists;
+  a host naming several projects is exported to none of them (it is malformed: OSM never wrote
+  two), and its addresses still count as claims of every project it names;
+- an address (or hostname) claimed by hosts of two different projects is exported to neither
+  until the stale entry is fixed: a reused address is how a home leaks to another project;
+- only canonical IPv4 addresses that are private (or inside configured networks) are clients.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable
+
+from .directory import Snapshot
+from .model import Finding, Host, Inventory, Project, RawHost, Severity
+from .names import is_exportable_address, normalise_hostname, parse_ipv4, project_name_problem
+
+INFO, WARNING, ERROR = Severity.INFO, Severity.WARNING, Severity.ERROR
+
+
+def _host_label(raw: RawHost) -> str:
+    return raw.names[0] if raw.names else raw.dn
+
+
+def build_inventory(
+    snapshot: Snapshot,
+    extra_networks: Iterable[ipaddress.IPv4Network] = (),
+    clients: str = "address",
+) -> Inventory:
+    findings: list[Finding] = []
+    projects: dict[str, Project] = {}
+    for entry in snapshot.projects:
+        if entry.nested:
+            findings.append(Finding("nested-project-entry", f"{entry.dn} is below a project "
+                                    "(a role or group entry), ignored", severity=INFO))
+            continue
+        problem = project_name_problem(entry.name)
+        if problem:
+            findings.append(Finding("invalid-project-name", f"{entry.dn}: {problem}; skipped",
+                                    project=entry.name, severity=ERROR))
+            continue
+        projects[entry.name] = Project(entry.name, entry.dn, entry.gid, entry.wants_home)
+
+    networks = tuple(extra_networks)
+    # first pass: judge each host on its own, collect who claims which identity
+    judged: list[tuple[RawHost, str | None, tuple[str, ...], tuple[str, ...]]] = []
+    address_claims: dict[str, set[str]] = defaultdict(set)
+    name_claims: dict[str, set[str]] = defaultdict(set)
+    for raw in snapshot.hosts:
+        label = _host_label(raw)
+        if raw.dns_domain:
+            findings.append(Finding("dns-domain-entry", f"{raw.dn} is a DNS zone entry, never a client",
+                                    host=label, severity=INFO))
+            continue
+        addresses, names = _identities(raw, label, networks, findings)
+        if not raw.projects:
+            if raw.instance:
+                findings.append(Finding("host-without-project",
+                                        f"{raw.dn} names no project; not exported", host=label))
+            else:
+                findings.append(Finding("public-address-entry",
+                                        f"{raw.dn} is not an instance (no puppet data); never a client",
+                                        host=label, severity=INFO))
+            continue
+        known = [p for p in raw.projects if p in projects]
+        for name in raw.projects:
+            if name not in projects:
+                findings.append(Finding("unknown-project", f"{raw.dn} names project {name!r}, "
+                                        "which is not in the directory (or not valid)",
+                                        project=name, host=label))
+        for project in known:
+            for address in addresses:
+                address_claims[address].add(project)
+            for name in names:
+                name_claims[name].add(project)
+        if len(raw.projects) > 1:
+            findings.append(Finding("host-several-projects",
+                                    f"{raw.dn} names {len(raw.projects)} projects "
+                                    f"({', '.join(raw.projects)}); exported to none of them",
+                                    host=label, severity=ERROR))
+            continue
+        judged.append((raw, known[0] if known else None, addresses, names))
+
+    conflicted = {a for a, owners in address_claims.items() if len(owners) > 1}
+    conflicted_names = {n for n, owners in name_claims.items() if len(owners) > 1}
+    for identity, owners in sorted(address_claims.items()) + sorted(name_claims.items()):
+        if len(owners) > 1:
+            for project in sorted(owners):
+                findings.append(Finding(
+                    "address-conflict",
+                    f"{identity} is claimed by hosts of {', '.join(sorted(owners))}; exported to "
+                    "none of them until the stale entry is removed", project=project, host=identity,
+                    severity=ERROR))
+
+    hosts: dict[str, list[Host]] = defaultdict(list)
+    for raw, owner, addresses, names in judged:
+        if owner is None:
+            continue
+        usable_addresses = tuple(a for a in addresses if a not in conflicted)
+        if clients != "address" and len(usable_addresses) < len(addresses):
+            usable_names: tuple[str, ...] = ()  # the name resolves to a contested address
+        else:
+            usable_names = tuple(n for n in names if n not in conflicted_names)
+        hosts[owner].append(Host(raw.dn, owner, usable_addresses, usable_names))
+    for name in projects:
+        if name not in hosts:
+            findings.append(Finding("project-without-hosts", f"project {name} has no instance hosts",
+                                    project=name, severity=INFO))
+    return Inventory(projects, dict(hosts), findings, frozenset(conflicted | conflicted_names))
+
+
+def _identities(
+    raw: RawHost, label: str, networks: tuple[ipaddress.IPv4Network, ...], findings: list[Finding]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    project = raw.projects[0] if len(raw.projects) == 1 else None
+    addresses: list[str] = []
+    for value in raw.addresses:
+        addr = parse_ipv4(value)
+        if addr is None:
+            findings.append(Finding("invalid-address", f"{raw.dn}: {value!r} is not an IPv4 address",
+                                    project=project, host=label))
+        elif not is_exportable_address(addr, networks):
+            if raw.projects:
+                findings.append(Finding("public-address", f"{raw.dn}: {addr} is not a private "
+                                        "address; not exported (see exports.extra_client_networks)",
+                                        project=project, host=label))
+        elif str(addr) not in addresses:
+            addresses.append(str(addr))
+    if not raw.addresses and raw.projects:
+        findings.append(Finding("host-without-address", f"{raw.dn} has no address yet",
+                                project=project, host=label))
+    if len(addresses) > 1:
+        findings.append(Finding("host-several-addresses", f"{raw.dn} has {len(addresses)} addresses",
+                                project=project, host=label, severity=INFO))
+    names: list[str] = []
+    for value in raw.names:
+        name = normalise_hostname(value)
+        if name is None:
+            if raw.projects:
+                findings.append(Finding("invalid-hostname", f"{raw.dn}: {value!r} is not a hostname",
+                                        project=project, host=label))
+        elif name not in names:
+            names.append(name)
+    if len(names) > 1 and raw.projects:
+        findings.append(Finding("host-several-names", f"{raw.dn} has {len(names)} names: "
+                                f"{', '.join(names)}", project=project, host=label, severity=INFO))
+    return tuple(addresses), tuple(names)

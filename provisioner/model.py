@@ -1,0 +1,132 @@
+"""The nouns of homevol: what the directory says, what a volume is, what an export allows."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something odd seen on the way; never fatal by itself."""
+
+    kind: str
+    detail: str
+    project: str | None = None
+    host: str | None = None
+    severity: Severity = Severity.WARNING
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "kind": self.kind,
+            "severity": str(self.severity),
+            "project": self.project,
+            "host": self.host,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class RawProject:
+    """A project entry as a directory source delivers it, before any judgement."""
+
+    dn: str
+    name: str
+    nested: bool = False  # found below another entry of the projects base (a role, a group)
+    gid: int | None = None
+    wants_home: bool = False  # the per-project opt-in (``info: use_volume=home``)
+
+
+@dataclass(frozen=True)
+class RawHost:
+    """A host entry as a directory source delivers it, before any judgement."""
+
+    dn: str
+    projects: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    dns_domain: bool = False  # a zone entry (has an SOA record), never a client
+    instance: bool = True  # False: no puppet data at all (floating-IP and other non-instance entries)
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    dn: str = ""
+    gid: int | None = None
+    wants_home: bool = False
+
+
+@dataclass(frozen=True)
+class Host:
+    """An instance host attributed to exactly one existing project, with its usable identities."""
+
+    dn: str
+    project: str
+    addresses: tuple[str, ...]
+    names: tuple[str, ...]
+
+
+@dataclass
+class Inventory:
+    """Everything the directory says, already judged: valid projects, their hosts, findings."""
+
+    projects: dict[str, Project]
+    hosts: dict[str, list[Host]]
+    findings: list[Finding] = field(default_factory=list)
+    # identities (addresses or names) claimed by more than one project: exported to nobody
+    conflicted: frozenset[str] = frozenset()
+
+    def hosts_of(self, project: str) -> list[Host]:
+        return self.hosts.get(project, [])
+
+
+class VolumeState(enum.StrEnum):
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A volume homevol owns, as the backend reports it (its stamp is the source of truth)."""
+
+    project: str
+    backend: str
+    path: str  # where the data is reachable on the NFS server (under the export base)
+    size_bytes: int | None
+    used_bytes: int | None = None
+    state: VolumeState = VolumeState.ACTIVE
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "project": self.project,
+            "backend": self.backend,
+            "path": self.path,
+            "size_bytes": self.size_bytes,
+            "used_bytes": self.used_bytes,
+            "state": str(self.state),
+        }
+
+
+@dataclass(frozen=True)
+class ExportRule:
+    """Who may mount one project's home, and how."""
+
+    project: str
+    path: str
+    clients: tuple[str, ...]  # sorted, unique
+    options: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "project": self.project,
+            "path": self.path,
+            "clients": list(self.clients),
+            "options": list(self.options),
+        }

@@ -1,0 +1,90 @@
+"""The one place that decides whether a project name, hostname or address is acceptable.
+
+Values that fail are reported and skipped by the caller; nothing is ever "cleaned up" into a
+different name, because a rewritten name could point at somebody else's home.
+
+Project names: ``^[a-z][a-z0-9_-]{0,62}$`` and not ending in ``-`` or ``_``.
+That single rule makes a name safe as one path component, an exports(5) token, a Ceph
+subvolume name, a Gluster volume name, an LDAP RDN value and a shell word: no ``/``, no
+``.``, no leading ``-``, no whitespace, no upper case (LDAP compares names without case, a
+filesystem does not), nothing that a shell, exports(5) or an LDAP filter treats specially.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+
+PROJECT_NAME_RULE = r"^[a-z][a-z0-9_-]{0,62}$ (not ending in '-' or '_')"
+_PROJECT_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_NETGROUP_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def project_name_problem(name: str) -> str | None:
+    """Why ``name`` is not an acceptable project name, or None when it is."""
+    if not isinstance(name, str) or not name:
+        return "empty name"
+    if not _PROJECT_RE.fullmatch(name) or name[-1] in "-_":
+        return f"{name!r} does not match {PROJECT_NAME_RULE}"
+    return None
+
+
+def is_project_name(name: str) -> bool:
+    return project_name_problem(name) is None
+
+
+def normalise_hostname(value: str) -> str | None:
+    """A DNS hostname in lower case, or None if ``value`` is not one.
+
+    DNS names are case-insensitive, so lower-casing is not a rewrite. Wildcards, trailing dots,
+    IP literals and anything outside letters, digits, ``-`` and ``.`` are refused.
+    """
+    name = value.strip().lower() if isinstance(value, str) else ""
+    if not name or len(name) > 253 or name != value.strip().lower():
+        return None
+    labels = name.split(".")
+    if not all(_LABEL_RE.fullmatch(label) for label in labels):
+        return None
+    if all(label.isdigit() for label in labels):
+        return None  # an IP literal is not a hostname
+    return name
+
+
+def parse_ipv4(value: str) -> ipaddress.IPv4Address | None:
+    """An IPv4 address written canonically (``10.68.1.11``), or None."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        addr = ipaddress.IPv4Address(text)
+    except ValueError:
+        return None
+    return addr if str(addr) == text else None
+
+
+def parse_networks(values: Iterable[str]) -> tuple[ipaddress.IPv4Network, ...]:
+    return tuple(ipaddress.IPv4Network(v, strict=True) for v in values)
+
+
+PRIVATE_NETWORKS = parse_networks(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
+
+
+def is_exportable_address(
+    addr: ipaddress.IPv4Address, extra_networks: Iterable[ipaddress.IPv4Network] = ()
+) -> bool:
+    """RFC 1918 addresses are exportable; any other only inside configured networks.
+
+    Loopback, link-local, multicast, reserved and unspecified addresses never are, whatever
+    the configuration says.
+    """
+    if addr.is_loopback or addr.is_link_local or addr.is_multicast:
+        return False
+    if addr.is_unspecified or addr.is_reserved:
+        return False
+    return any(addr in net for net in (*PRIVATE_NETWORKS, *extra_networks))
+
+
+def is_netgroup_name(name: str) -> bool:
+    return bool(_NETGROUP_RE.fullmatch(name))

@@ -1,0 +1,108 @@
+"""Turning outcomes into text for people and JSON for tools (the JSON shape is documented
+in docs/json.md; later tooling relies on it)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import click
+
+from .exports import ExportChange
+from .model import Finding, Severity
+from .plan import Plan
+from .service import Outcome
+from .sizes import format_size
+
+_MARK = {"add": "+", "update": "~", "remove": "-", "unchanged": "=", "blocked": "!"}
+
+
+def export_to_dict(change: ExportChange) -> dict[str, Any]:
+    rule = change.after or change.before
+    return {
+        "project": change.project,
+        "path": rule.path if rule else "",
+        "clients": list(change.after.clients) if change.after else [],
+        "options": list(change.after.options) if change.after else [],
+        "action": change.action,
+        "added": list(change.added),
+        "removed": list(change.removed),
+        "reason": change.reason,
+    }
+
+
+def outcome_to_dict(outcome: Outcome, dry_run: bool) -> dict[str, Any]:
+    plan = outcome.plan
+    return {
+        "dry_run": dry_run,
+        "applied": outcome.applied,
+        "ok": outcome.ok,
+        "source": outcome.source,
+        "ldap": {"searches": outcome.searches, "operations": outcome.operations},
+        "volumes": [v.to_dict() for v in plan.volumes],
+        "exports": [export_to_dict(c) for c in plan.exports],
+        "exported_clients_before": plan.exported_clients,
+        "removed_clients": plan.removed_clients(),
+        "findings": [f.to_dict() for f in plan.findings],
+        "results": [r.to_dict() for r in outcome.results],
+        "notes": outcome.notes,
+    }
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _clients(change: ExportChange) -> str:
+    parts = [f"+{c}" for c in change.added] + [f"-{c}" for c in change.removed]
+    if change.action == "unchanged":
+        return f"{len(change.after.clients) if change.after else 0} clients"
+    return " ".join(parts) if parts else "options or file rewritten"
+
+
+def print_plan(plan: Plan, verbose: bool = False, show_unchanged: bool = False) -> None:
+    if plan.volumes:
+        click.echo("volumes:")
+        for action in plan.volumes:
+            size = f" {format_size(action.size_bytes)}" if action.size_bytes else ""
+            click.echo(f"  {action.action}{size}  {action.project}"
+                       + (f"  ({action.reason})" if action.reason else ""))
+    shown = [c for c in plan.exports if show_unchanged or c.action != "unchanged"]
+    if shown:
+        click.echo("exports:")
+        for change in shown:
+            rule = change.after or change.before
+            why = f"  ({change.reason})" if change.reason else ""
+            click.echo(f"  {_MARK[change.action]} {change.project}  {rule.path if rule else ''}  "
+                       f"{_clients(change)}{why}")
+    unchanged = sum(1 for c in plan.exports if c.action == "unchanged")
+    if not plan.volumes and not plan.changes:
+        click.echo(f"no changes ({unchanged} exports up to date)")
+    elif unchanged and not show_unchanged:
+        click.echo(f"  ({unchanged} exports unchanged)")
+    print_findings(plan.findings, verbose)
+
+
+def print_findings(findings: list[Finding], verbose: bool = False) -> None:
+    if not findings:
+        return
+    counts = Counter(f.severity for f in findings)
+    click.echo("findings: " + ", ".join(f"{counts[s]} {s}" for s in Severity if counts[s]))
+    for finding in findings:
+        if finding.severity == Severity.INFO and not verbose:
+            continue
+        who = " ".join(x for x in (finding.project, finding.host) if x)
+        click.echo(f"  {finding.severity:<7} {finding.kind:<26} {who}: {finding.detail}")
+    hidden = Counter(f.kind for f in findings if f.severity == Severity.INFO)
+    if hidden and not verbose:
+        click.echo("  info: " + ", ".join(f"{n} {k}" for k, n in sorted(hidden.items()))
+                   + " (--verbose lists them)")
+
+
+def print_results(outcome: Outcome) -> None:
+    for note in outcome.notes:
+        click.echo(f"note: {note}")
+    for result in outcome.results:
+        status = "ok" if result.ok else "FAILED"
+        click.echo(f"  {status:<6} {result.project}  {result.action}  {result.detail}")

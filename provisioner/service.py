@@ -1,0 +1,251 @@
+"""The commands' one code path: directory → inventory → plan → guards → apply → outcome.
+
+Each public function builds a Plan; with ``dry_run`` it stops there, otherwise it applies the
+plan one project at a time and records a result per item. A failure in one project never stops
+the others; a failure of a whole source (directory, backend listing) stops before any change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from backends import VolumeBackend, get_backend
+
+from . import guards
+from .config import Config
+from .directory import Snapshot, read_snapshot
+from .errors import BackendError, HomevolError, InvalidInput
+from .exports import ApplyResult, ExportChange
+from .exports.desired import export_rule
+from .exports.kernel import KernelExports
+from .inventory import build_inventory
+from .lock import held
+from .model import ExportRule, Inventory, Volume, VolumeState
+from .names import parse_networks, project_name_problem
+from .plan import Plan, VolumeAction, plan_exports
+from .progress import progress
+from .sizes import format_size
+
+log = logging.getLogger("homevol")
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    results: list[ApplyResult] = field(default_factory=list)
+    applied: bool = False
+    source: str = ""
+    searches: int = 0
+    operations: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+
+class Homevol:
+    """The wiring of one run: config, backend, exports applier and the directory reader."""
+
+    def __init__(self, cfg: Config, backend: VolumeBackend | None = None) -> None:
+        self.cfg = cfg
+        self.backend = backend or get_backend(cfg)
+        self.applier = KernelExports(cfg.exports.kernel)
+
+    # ----- reading -------------------------------------------------------------------------
+    def read_directory(self) -> tuple[Snapshot, Inventory]:
+        snapshot = read_snapshot(self.cfg)
+        guards.check_snapshot(snapshot, self.cfg.directory.allow_empty)
+        networks = parse_networks(self.cfg.exports.extra_client_networks)
+        return snapshot, build_inventory(snapshot, networks, self.cfg.exports.clients)
+
+    def path_of(self, project: str) -> str:
+        return f"{self.cfg.export_base.rstrip('/')}/{project}"
+
+    def desired(self, inventory: Inventory, volumes: list[Volume], creating: set[str]
+                ) -> dict[str, tuple[ExportRule | None, str]]:
+        wanted: dict[str, tuple[ExportRule | None, str]] = {}
+        active = {v.project for v in volumes if v.state == VolumeState.ACTIVE} | creating
+        for project in active:
+            if project not in inventory.projects:
+                wanted[project] = (None, "project not in the directory")
+                continue
+            rule = export_rule(inventory, project, self.path_of(project), self.cfg.exports)
+            wanted[project] = (rule, "" if rule else "no clients in the directory")
+        return wanted
+
+    def build_plan(self, inventory: Inventory, *, scope: set[str] | None,
+                   creates: dict[str, int], retires: set[str]) -> tuple[Plan, list[Volume]]:
+        volumes, backend_findings = self.backend.list()
+        retired_now = [Volume(v.project, v.backend, v.path, v.size_bytes, v.used_bytes,
+                              VolumeState.RETIRED) if v.project in retires else v for v in volumes]
+        applied = self.applier.applied()
+        plan = Plan(findings=[*inventory.findings, *backend_findings, *applied.findings])
+        plan.volumes = [VolumeAction(p, "create", size) for p, size in sorted(creates.items())]
+        plan.volumes += [VolumeAction(p, "retire") for p in sorted(retires)]
+        desired = self.desired(inventory, retired_now, set(creates))
+        plan.exports = plan_exports(desired, applied, scope)
+        plan.exported_clients = sum(len(r.clients) for r in applied.rules.values())
+        return plan, volumes
+
+    # ----- applying ------------------------------------------------------------------------
+    def apply(self, plan: Plan, inventory: Inventory, *, adopt: bool = False) -> list[ApplyResult]:
+        results: list[ApplyResult] = []
+        failed: set[str] = set()
+        for action in progress(plan.volumes, "volumes"):
+            try:
+                if action.action == "create":
+                    gid = inventory.projects[action.project].gid
+                    self.backend.ensure(action.project, action.size_bytes or 0, gid, adopt=adopt)
+                    detail = f"{format_size(action.size_bytes)} on {self.backend.name}"
+                else:
+                    self.backend.retire(action.project)
+                    detail = "data kept"
+                log.info("%s: volume %s (%s)", action.project, action.action, detail)
+                results.append(ApplyResult(action.project, f"volume-{action.action}", True, detail))
+            except (HomevolError, OSError) as exc:
+                failed.add(action.project)
+                log.error("%s: volume %s failed: %s", action.project, action.action, exc)
+                results.append(ApplyResult(action.project, f"volume-{action.action}", False, str(exc)))
+        todo: list[ExportChange] = []
+        for change in plan.changes:
+            if change.project in failed:
+                results.append(ApplyResult(change.project, f"export-{change.action}", False,
+                                           "skipped: its volume step failed"))
+            elif change.action == "blocked":
+                results.append(ApplyResult(change.project, "export-blocked", False, change.reason))
+            else:
+                todo.append(change)
+        for result in self.applier.apply(todo) if todo else []:
+            change = next(c for c in todo if c.project == result.project)
+            summary = f"+{len(change.added)} -{len(change.removed)} clients"
+            if result.ok:
+                log.info("%s: export %s (%s)", result.project, result.action, summary)
+            else:
+                log.error("%s: export %s failed: %s", result.project, result.action, result.detail)
+            results.append(ApplyResult(result.project, f"export-{result.action}", result.ok,
+                                       result.detail or summary))
+        return results
+
+    def _run(self, inventory: Inventory, snapshot: Snapshot, *, scope: set[str] | None,
+             creates: dict[str, int], retires: set[str], dry_run: bool, force: bool,
+             adopt: bool = False, exempt: set[str] | None = None) -> Outcome:
+        plan, _ = self.build_plan(inventory, scope=scope, creates=creates, retires=retires)
+        outcome = Outcome(plan, source=snapshot.source, searches=snapshot.searches,
+                          operations=snapshot.operations)
+        guards.check_removal_share(plan, self.cfg.exports.max_removal_share, force,
+                                   exempt=exempt or set())
+        if dry_run or plan.empty:
+            return outcome
+        outcome.results = self.apply(plan, inventory, adopt=adopt)
+        outcome.applied = True
+        return outcome
+
+    # ----- commands ------------------------------------------------------------------------
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        return held(self.cfg.lock_path, self.cfg.lock_timeout)
+
+    def sync(self, *, project: str | None = None, dry_run: bool = False, force: bool = False
+             ) -> Outcome:
+        scope = {_checked(project)} if project else None
+        snapshot, inventory = self.read_directory()
+        volumes, _ = self.backend.list()
+        known = {v.project for v in volumes}
+        creates = {}
+        policy = self.cfg.sync.onboard
+        default = _default_size(self.cfg)
+        for name, proj in inventory.projects.items():
+            if name in known or (scope is not None and name not in scope):
+                continue
+            if policy == "all" or (policy == "opt-in" and proj.wants_home):
+                creates[name] = default
+        return self._run(inventory, snapshot, scope=scope, creates=creates, retires=set(),
+                         dry_run=dry_run, force=force)
+
+    def exports(self, *, project: str | None = None, dry_run: bool = False, force: bool = False
+                ) -> Outcome:
+        scope = {_checked(project)} if project else None
+        snapshot, inventory = self.read_directory()
+        return self._run(inventory, snapshot, scope=scope, creates={}, retires=set(),
+                         dry_run=dry_run, force=force)
+
+    def onboard(self, project: str, size_bytes: int | None, *, dry_run: bool = False,
+                adopt: bool = False, force: bool = False) -> Outcome:
+        project = _checked(project)
+        snapshot, inventory = self.read_directory()
+        if project not in inventory.projects:
+            raise InvalidInput(f"{project}: not a project in the directory ({snapshot.source})")
+        existing = self.backend.info(project)
+        size = size_bytes or (existing.size_bytes if existing else None) or _default_size(self.cfg)
+        creates = {project: size} if existing is None or existing.state != VolumeState.ACTIVE \
+            or adopt else {}
+        outcome = self._run(inventory, snapshot, scope={project}, creates=creates, retires=set(),
+                            dry_run=dry_run, force=force, adopt=adopt)
+        if existing is not None and size_bytes and existing.size_bytes != size_bytes:
+            outcome.notes.append(f"{project} already has a volume of "
+                                 f"{format_size(existing.size_bytes)}; use resize to change it")
+        return outcome
+
+    def offboard(self, project: str, *, dry_run: bool = False) -> Outcome:
+        project = _checked(project)
+        existing = self.backend.info(project)
+        if existing is None:
+            outcome = Outcome(Plan())
+            outcome.notes.append(f"{project}: no volume owned by homevol; nothing to do")
+            return outcome
+        inventory = Inventory(projects={}, hosts={})  # retiring needs no directory
+        plan, _ = self.build_plan(inventory, scope={project}, creates={}, retires={project})
+        plan.findings = []
+        outcome = Outcome(plan, source="(directory not needed)")
+        if existing.state == VolumeState.RETIRED:
+            plan.volumes = []
+            outcome.notes.append(f"{project}: already retired")
+        if dry_run or plan.empty:
+            return outcome
+        outcome.results = self.apply(plan, inventory)
+        outcome.applied = True
+        return outcome
+
+    def purge(self, project: str, *, dry_run: bool = False) -> Outcome:
+        project = _checked(project)
+        outcome = self.offboard(project, dry_run=dry_run)
+        outcome.plan.volumes.append(VolumeAction(project, "purge", reason="data deleted"))
+        if dry_run or not outcome.ok:
+            return outcome
+        try:
+            gone = self.backend.purge(project)
+            outcome.results.append(ApplyResult(project, "volume-purge", True,
+                                               "data deleted" if gone else "already gone"))
+            log.info("%s: volume purged (%s)", project, "data deleted" if gone else "already gone")
+        except (HomevolError, OSError) as exc:
+            outcome.results.append(ApplyResult(project, "volume-purge", False, str(exc)))
+        outcome.applied = True
+        return outcome
+
+    def resize(self, project: str, size_bytes: int, *, force: bool = False,
+               dry_run: bool = False) -> Volume:
+        project = _checked(project)
+        current = self.backend.info(project)
+        if current is None:
+            raise BackendError(f"{project}: no volume owned by homevol")
+        if dry_run:
+            return current
+        volume = self.backend.resize(project, size_bytes, force=force)
+        log.info("%s: volume resized %s → %s", project, format_size(current.size_bytes),
+                 format_size(size_bytes))
+        return volume
+
+
+def _checked(project: str) -> str:
+    problem = project_name_problem(project)
+    if problem:
+        raise InvalidInput(f"invalid project name: {problem}")
+    return project
+
+
+def _default_size(cfg: Config) -> int:
+    from .sizes import parse_size
+
+    return parse_size(cfg.backend.default_size)
