@@ -193,7 +193,7 @@ def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
 def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == "HOMEVOL_CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in ("HOMEVOL_CONFIG", "HOMEVOL_DEBUG"):
             continue
         parts = name[len(ENV_PREFIX):].lower().split("__")
         node = tree

@@ -10,7 +10,10 @@ that needs no substring rule and are attributed client-side from ``puppetVar``, 
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import ssl
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +43,17 @@ def parse_var(value: str) -> tuple[str, str]:
     """``var=value`` split on the first ``=``, tolerating old spellings like ``var = "value"``."""
     key, _, val = value.partition("=")
     return key.strip().strip("\"'").strip().lower(), val.strip().strip("\"'").strip()
+
+
+_ESCAPE_RE = re.compile(r"\\([0-9a-fA-F]{2})|\\(.)", re.DOTALL)
+
+
+def unescape_rdn_value(value: str) -> str:
+    """RFC 4514 unescaping: ``\\2C`` and ``\\,`` both mean ``,`` (hex pairs are UTF-8 bytes)."""
+    def byte(match: re.Match[str]) -> str:
+        return f"%{match.group(1)}" if match.group(1) else urllib.parse.quote(match.group(2))
+
+    return urllib.parse.unquote(_ESCAPE_RE.sub(byte, value.replace("%", "%25")))
 
 
 def _rdn_count(dn: str) -> int:
@@ -79,7 +93,7 @@ class LdapDirectory:
         try:
             conn = ldap3.Connection(
                 pool, user=cfg.bind_dn or None, password=password, read_only=True,
-                receive_timeout=cfg.operation_timeout, raise_exceptions=False,
+                receive_timeout=max(1, math.ceil(cfg.operation_timeout)), raise_exceptions=False,
                 check_names=False, auto_referrals=False, return_empty_attributes=False,
             )
             if not conn.open() and conn.closed:
@@ -92,7 +106,7 @@ class LdapDirectory:
                     f"ldap: bind as {cfg.bind_dn or 'anonymous'} refused: "
                     f"{result.get('description')} {result.get('message') or ''}".rstrip()
                 )
-        except LDAPException as exc:
+        except (LDAPException, OSError) as exc:
             raise DirectoryError(f"ldap: {', '.join(cfg.uris)}: {exc}") from None
         self.operations += 1
         return conn
@@ -109,7 +123,7 @@ class LdapDirectory:
                     paged_size=self.cfg.page_size, paged_cookie=cookie,
                     time_limit=int(self.cfg.operation_timeout),
                 )
-            except LDAPException as exc:
+            except (LDAPException, OSError) as exc:
                 raise DirectoryError(f"ldap: search under {base}: {exc}") from None
             result = self.conn.result or {}
             if result.get("result") != 0:
@@ -158,7 +172,8 @@ def _projects(directory: LdapDirectory, cfg: LdapConfig) -> Iterator[RawProject]
         if depth <= base_depth:
             continue  # the base itself (a subtree search returns it when it matches)
         # the project's name is its RDN value when the RDN is the name attribute
-        name = rdn[0][1] if rdn[0][0].lower() == name_attr else (values.get(name_attr) or [""])[0]
+        name = (unescape_rdn_value(rdn[0][1]) if rdn[0][0].lower() == name_attr
+                else (values.get(name_attr) or [""])[0])
         gid_values = values.get(gid_attr) or []
         gid = int(gid_values[0]) if gid_values and gid_values[0].strip().isdigit() else None
         wants = any(v.replace(" ", "").lower() == optin for v in values.get(optin_attr, ()))
