@@ -315,7 +315,9 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 
         def exports_dir() -> str:
             path = Path(svc.cfg.exports.kernel.directory)
-            probe = path if path.exists() else path.parent
+            probe = path
+            while not probe.exists():
+                probe = probe.parent
             if not os.access(probe, os.W_OK):
                 raise HomevolError(f"{path}: not writable")
             return f"{path} writable"

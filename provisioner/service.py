@@ -149,7 +149,7 @@ class Homevol:
 
     def sync(self, *, project: str | None = None, dry_run: bool = False, force: bool = False
              ) -> Outcome:
-        scope = {_checked(project)} if project else None
+        scope = {_checked(project)} if project is not None else None
         snapshot, inventory = self.read_directory()
         volumes, _ = self.backend.list()
         known = {v.project for v in volumes}
@@ -166,7 +166,7 @@ class Homevol:
 
     def exports(self, *, project: str | None = None, dry_run: bool = False, force: bool = False
                 ) -> Outcome:
-        scope = {_checked(project)} if project else None
+        scope = {_checked(project)} if project is not None else None
         snapshot, inventory = self.read_directory()
         return self._run(inventory, snapshot, scope=scope, creates={}, retires=set(),
                          dry_run=dry_run, force=force)

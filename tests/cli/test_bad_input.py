@@ -1,0 +1,76 @@
+"""Bad input gets one clear line on stderr, a documented exit code, and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Workspace
+
+
+def _one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", ["../etc", "a/b", "-rf", ".hidden", "Alpha", "a b", "a;b", "x*",
+                                  "alpha-", "", "a" * 64, "al\npha", "é"])
+def test_invalid_project_names_are_refused(workspace: Workspace, name: str) -> None:
+    (workspace.root / "inventory.toml").write_text("[projects.alpha]\n")
+    for args in (["onboard", "--", name], ["offboard", "--", name], ["purge", "--yes", "--", name],
+                 ["resize", "--", name, "1G"], ["sync", f"--project={name}"]):
+        result = workspace.homevol(*args)
+        assert result.code == 2, (args, result.stderr)
+        assert "invalid project name" in _one_line(result.stderr)
+    assert not workspace.base.exists()
+
+
+@pytest.mark.parametrize("size", ["lots", "-5G", "0", "5Q", "1e9"])
+def test_bad_sizes_are_usage_errors(workspace: Workspace, size: str) -> None:
+    result = workspace.homevol("onboard", "alpha", "--size", size)
+    assert result.code == 2
+    _one_line(result.stderr)
+
+
+@pytest.mark.parametrize(("toml", "key"), [
+    ('export_base = "relative/path"', "export_base"),
+    ('export_base = "/"', "export_base"),
+    ('export_base = "/export/ho me"', "export_base"),
+    ("[exports]\noptions = [\"rw\", \"insecure,no_root_squash\"]", "exports.options"),
+    ("[exports]\noptions = [\"rw\", \"anonuid=0 *(rw)\"]", "exports.options"),
+    ("[exports]\nclients = \"everyone\"", "exports.clients"),
+    ("[exports]\nmax_removal_share = 2", "exports.max_removal_share"),
+    ("[exports]\nextra_client_networks = [\"10.0.0.1/8\"]", "exports.extra_client_networks"),
+    ("[directory]\nsource = \"nis\"", "directory.source"),
+    ("[directory.ldap]\nuris = [\"http://x\"]", "directory.ldap.uris"),
+    ("[directory.ldap]\npage_size = \"many\"", "directory.ldap.page_size"),
+    ("[backend]\ndefault_size = \"huge\"", "backend.default_size"),
+    ("[backend.local]\nmode = \"rwx\"", "backend.local.mode"),
+    ("typo_key = 1", "typo_key"),
+    ("[exports\n", "config.toml"),
+])
+def test_config_errors_name_the_key(workspace: Workspace, toml: str, key: str) -> None:
+    workspace.config_path.write_text(toml + "\n")
+    result = workspace.homevol("sync")
+    assert result.code == 2
+    assert key in _one_line(result.stderr)
+
+
+def test_env_overrides_are_checked_like_the_file(workspace: Workspace) -> None:
+    result = workspace.homevol("sync", env={"HOMEVOL_EXPORTS__CLIENTS": "all"})
+    assert result.code == 2
+    assert "exports.clients" in _one_line(result.stderr)
+
+
+def test_a_missing_config_file_is_named(workspace: Workspace) -> None:
+    workspace.config_path.unlink()
+    result = workspace.homevol("sync")
+    assert result.code == 2
+    assert "file not found" in _one_line(result.stderr)
+
+
+def test_unknown_commands_are_usage_errors(workspace: Workspace) -> None:
+    result = workspace.homevol("frobnicate")
+    assert result.code == 2
+    _one_line(result.stderr)

@@ -1,0 +1,100 @@
+"""Every safety guard: refused plans exit 3 and change nothing; each test fails without its guard."""
+
+from __future__ import annotations
+
+from tests.conftest import Workspace
+
+
+def _hosts(project: str, count: int, net: str) -> str:
+    return "".join(
+        f'[[hosts]]\nname = "{project}-{i}.eqiad.wmflabs"\naddress = "{net}.{i + 1}"\n'
+        f'project = "{project}"\n\n' for i in range(count)
+    )
+
+
+def _inventory(ws: Workspace, alpha: int = 4, beta: int = 4, projects: str | None = None) -> None:
+    head = projects if projects is not None else "[projects.alpha]\n[projects.beta]\n"
+    (ws.root / "inventory.toml").write_text(head + _hosts("alpha", alpha, "10.1.1") + _hosts("beta", beta, "10.1.2"))
+
+
+def _onboarded(ws: Workspace) -> dict[str, str]:
+    _inventory(ws)
+    for project in ("alpha", "beta"):
+        assert ws.homevol("onboard", project).code == 0
+    return ws.exports_files()
+
+
+def test_an_empty_directory_is_refused(workspace: Workspace) -> None:
+    before = _onboarded(workspace)
+    (workspace.root / "inventory.toml").write_text("")
+    result = workspace.homevol("sync")
+    assert result.code == 3
+    assert "no projects" in result.stderr
+    assert workspace.exports_files() == before
+
+
+def test_a_directory_with_projects_but_no_hosts_is_refused(workspace: Workspace) -> None:
+    before = _onboarded(workspace)
+    _inventory(workspace, alpha=0, beta=0)
+    result = workspace.homevol("sync")
+    assert result.code == 3
+    assert "no hosts" in result.stderr
+    assert workspace.exports_files() == before
+
+
+def test_allow_empty_lets_an_operator_accept_an_empty_directory(workspace: Workspace) -> None:
+    _onboarded(workspace)
+    _inventory(workspace, alpha=0, beta=0)
+    workspace.configure(directory={"allow_empty": True})
+    result = workspace.homevol("sync", "--force")
+    assert result.code == 0, result.stderr
+    assert workspace.exports_files() == {}
+
+
+def test_a_broken_directory_file_is_refused(workspace: Workspace) -> None:
+    before = _onboarded(workspace)
+    (workspace.root / "inventory.toml").write_text("[projects.alpha\n")
+    result = workspace.homevol("sync")
+    assert result.code == 3
+    assert "not valid TOML" in result.stderr
+    assert workspace.exports_files() == before
+
+
+def test_removing_more_than_the_share_of_clients_is_refused(workspace: Workspace) -> None:
+    before = _onboarded(workspace)  # 8 clients exported
+    _inventory(workspace, alpha=1, beta=4)  # would remove 3 of 8 = 37% > 25%
+    result = workspace.homevol("sync")
+    assert result.code == 3
+    assert "removes 3 of 8" in result.stderr
+    assert workspace.exports_files() == before
+    dry = workspace.homevol("sync", "--dry-run")
+    assert dry.code == 3  # the dry run says the same
+
+
+def test_force_applies_a_large_removal(workspace: Workspace) -> None:
+    _onboarded(workspace)
+    _inventory(workspace, alpha=1, beta=4)
+    result = workspace.homevol("sync", "--force")
+    assert result.code == 0, result.stderr
+    assert workspace.exports_files()["homevol-alpha.exports"].count("10.1.1.") == 1
+
+
+def test_a_small_removal_passes_the_guard(workspace: Workspace) -> None:
+    _onboarded(workspace)
+    _inventory(workspace, alpha=3, beta=4)  # 1 of 8 = 12.5%
+    assert workspace.homevol("sync").code == 0
+
+
+def test_a_project_vanishing_from_the_directory_counts_as_removal(workspace: Workspace) -> None:
+    before = _onboarded(workspace)
+    _inventory(workspace, projects="[projects.alpha]\n")  # beta's 4 of 8 clients would go
+    result = workspace.homevol("sync")
+    assert result.code == 3
+    assert workspace.exports_files() == before
+
+
+def test_an_explicit_offboard_is_exempt_from_the_share_guard(workspace: Workspace) -> None:
+    _onboarded(workspace)
+    result = workspace.homevol("offboard", "alpha")  # 4 of 8 clients, on purpose
+    assert result.code == 0, result.stderr
+    assert "homevol-alpha.exports" not in workspace.exports_files()
