@@ -14,7 +14,8 @@ def _hosts(project: str, count: int, net: str) -> str:
 
 def _inventory(ws: Workspace, alpha: int = 4, beta: int = 4, projects: str | None = None) -> None:
     head = projects if projects is not None else "[projects.alpha]\n[projects.beta]\n"
-    (ws.root / "inventory.toml").write_text(head + _hosts("alpha", alpha, "10.1.1") + _hosts("beta", beta, "10.1.2"))
+    hosts = _hosts("alpha", alpha, "10.1.1") + _hosts("beta", beta, "10.1.2")
+    (ws.root / "inventory.toml").write_text(head + hosts)
 
 
 def _onboarded(ws: Workspace) -> dict[str, str]:

@@ -44,6 +44,7 @@ def _config_ldif(workdir: Path) -> str:
         (SCHEMA_DIR / f"{name}.ldif").read_text() for name in ("core", "cosine", "inetorgperson")
     )
     compat = (DATA / "wmflabs-compat.ldif").read_text()
+    peercred = f"gidNumber={os.getgid()}+uidNumber={os.getuid()},cn=peercred,cn=external,cn=auth"
     return f"""dn: cn=config
 objectClass: olcGlobal
 cn: config
@@ -72,7 +73,7 @@ olcSizeLimit: unlimited
 dn: olcDatabase={{0}}config,cn=config
 objectClass: olcDatabaseConfig
 olcDatabase: {{0}}config
-olcAccess: {{0}}to * by dn.exact=gidNumber={os.getgid()}+uidNumber={os.getuid()},cn=peercred,cn=external,cn=auth manage by * break
+olcAccess: {{0}}to * by dn.exact={peercred} manage by * break
 
 dn: olcDatabase={{1}}mdb,cn=config
 objectClass: olcDatabaseConfig
