@@ -22,7 +22,7 @@ from .exports.desired import export_rule
 from .exports.kernel import KernelExports
 from .inventory import build_inventory
 from .lock import held
-from .model import ExportRule, Inventory, Volume, VolumeState
+from .model import ExportRule, Finding, Inventory, Volume, VolumeState
 from .names import parse_networks, project_name_problem
 from .plan import Plan, VolumeAction, plan_exports
 from .progress import progress
@@ -83,6 +83,12 @@ class Homevol:
                               VolumeState.RETIRED) if v.project in retires else v for v in volumes]
         applied = self.applier.applied()
         plan = Plan(findings=[*inventory.findings, *backend_findings, *applied.findings])
+        if inventory.projects:  # an orphan is only an orphan when the directory was read
+            plan.findings += [
+                Finding("volume-without-project", f"{v.path}: project {v.project} is not in the "
+                        "directory; not exported, data kept (purge deletes it)", project=v.project)
+                for v in volumes if v.project not in inventory.projects
+                and v.state == VolumeState.ACTIVE and (scope is None or v.project in scope)]
         plan.volumes = [VolumeAction(p, "create", size) for p, size in sorted(creates.items())]
         plan.volumes += [VolumeAction(p, "retire") for p in sorted(retires)]
         desired = self.desired(inventory, retired_now, set(creates))

@@ -191,3 +191,19 @@ def test_a_held_lock_gives_exit_code_4(workspace: Workspace) -> None:
         result = ws.homevol("sync")
     assert result.code == 4
     assert "another homevol run" in result.stderr
+
+
+def test_a_volume_whose_project_left_the_directory_is_unexported_and_reported(
+    workspace: Workspace,
+) -> None:
+    ws = _setup(workspace)
+    assert ws.homevol("onboard", "alpha").code == 0
+    assert ws.homevol("onboard", "beta").code == 0
+    (ws.root / "inventory.toml").write_text(INVENTORY.replace("[projects.beta]\n", ""))
+    result = ws.homevol("sync", "--json", "--force")  # 1 of 2 clients: over the share guard
+    assert result.code == 0, result.stderr
+    assert [(e["project"], e["action"]) for e in result.json["exports"] if e["action"] != "unchanged"] == [
+        ("beta", "remove")]
+    orphans = [f for f in result.json["findings"] if f["kind"] == "volume-without-project"]
+    assert [f["project"] for f in orphans] == ["beta"]
+    assert (ws.base / "beta" / ".homevol.json").exists()  # data kept
