@@ -8,7 +8,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -47,6 +47,17 @@ def _service(ctx: click.Context) -> Homevol:
     if "service" not in obj:
         obj["service"] = Homevol(config_mod.load(obj.get("config_path")))
     return obj["service"]
+
+
+T = TypeVar("T")
+
+
+def _run(service: Homevol, dry_run: bool, call: Callable[[bool], T]) -> T:
+    """A dry run only reads; a real one holds the lock so two runs never interleave."""
+    if dry_run:
+        return call(True)
+    with service.locked():
+        return call(False)
 
 
 def _finish(outcome: Outcome, as_json: bool, dry_run: bool, verbose: bool) -> None:
@@ -115,11 +126,7 @@ def sync(ctx: click.Context, project: str | None, dry_run: bool, force: bool, as
     a volume are onboarded too. Retired volumes stay unexported.
     """
     service = _service(ctx)
-    if dry_run:
-        outcome = service.sync(project=project, dry_run=True, force=force)
-    else:
-        with service.locked():
-            outcome = service.sync(project=project, force=force)
+    outcome = _run(service, dry_run, lambda dry: service.sync(project=project, force=force, dry_run=dry))
     _finish(outcome, as_json, dry_run, verbose)
 
 
@@ -139,11 +146,7 @@ def onboard(ctx: click.Context, project: str, size: int | None, adopt: bool, dry
     a retired one is made active again.
     """
     service = _service(ctx)
-    if dry_run:
-        outcome = service.onboard(project, size, dry_run=True, adopt=adopt)
-    else:
-        with service.locked():
-            outcome = service.onboard(project, size, adopt=adopt)
+    outcome = _run(service, dry_run, lambda dry: service.onboard(project, size, adopt=adopt, dry_run=dry))
     _finish(outcome, as_json, dry_run, verbose)
 
 
@@ -158,11 +161,7 @@ def offboard(ctx: click.Context, project: str, dry_run: bool, as_json: bool) -> 
     The data is deleted only by a separate, explicit `homevol purge`.
     """
     service = _service(ctx)
-    if dry_run:
-        outcome = service.offboard(project, dry_run=True)
-    else:
-        with service.locked():
-            outcome = service.offboard(project)
+    outcome = _run(service, dry_run, lambda dry: service.offboard(project, dry_run=dry))
     _finish(outcome, as_json, dry_run, False)
 
 
@@ -182,11 +181,7 @@ def purge(ctx: click.Context, project: str, yes: bool, dry_run: bool, as_json: b
         if not sys.stdin.isatty():
             raise click.UsageError("purge deletes data: confirm with --yes when not on a terminal")
         click.confirm(f"Delete the home of {project} and all its data?", abort=True)
-    if dry_run:
-        outcome = service.purge(project, dry_run=True)
-    else:
-        with service.locked():
-            outcome = service.purge(project)
+    outcome = _run(service, dry_run, lambda dry: service.purge(project, dry_run=dry))
     _finish(outcome, as_json, dry_run, False)
 
 
@@ -201,11 +196,7 @@ def resize(ctx: click.Context, project: str, size: int, force: bool, dry_run: bo
            as_json: bool) -> None:
     """Set PROJECT's volume size to SIZE (e.g. 100G). Shrinking below usage needs --force."""
     service = _service(ctx)
-    if dry_run:
-        volume = service.resize(project, size, dry_run=True)
-    else:
-        with service.locked():
-            volume = service.resize(project, size, force=force)
+    volume = _run(service, dry_run, lambda dry: service.resize(project, size, force=force, dry_run=dry))
     if as_json:
         report.print_json({"dry_run": dry_run, "volume": volume.to_dict(), "size_bytes": size})
     else:
@@ -245,11 +236,7 @@ def exports_apply(ctx: click.Context, project: str | None, dry_run: bool, force:
                   as_json: bool, verbose: bool) -> None:
     """Write the exports files that changed and reload the NFS server once."""
     service = _service(ctx)
-    if dry_run:
-        outcome = service.exports(project=project, dry_run=True, force=force)
-    else:
-        with service.locked():
-            outcome = service.exports(project=project, force=force)
+    outcome = _run(service, dry_run, lambda dry: service.exports(project=project, force=force, dry_run=dry))
     _finish(outcome, as_json, dry_run, verbose)
 
 
