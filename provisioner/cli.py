@@ -74,6 +74,9 @@ def _finish(outcome: Outcome, as_json: bool, dry_run: bool, verbose: bool) -> No
         if outcome.applied and not dry_run:
             bad = sum(1 for r in outcome.results if not r.ok)
             click.echo(f"{len(outcome.results) - bad} applied, {bad} failed")
+    if outcome.refused is not None:
+        click.echo(f"homevol: {outcome.refused}", err=True)
+        sys.exit(outcome.refused.exit_code)
     if not outcome.ok:
         sys.exit(ExitCode.ERROR)
 
@@ -132,21 +135,25 @@ def sync(ctx: click.Context, project: str | None, dry_run: bool, force: bool, as
 
 @cli.command(epilog=EXIT_CODES)
 @click.argument("project")
-@click.option("--size", type=SIZE, help="Quota, e.g. 50G, 500M or bytes (default: backend.default_size).")
+@click.option("--size", type=SIZE,
+              help="Size, e.g. 50G, 500M or bytes; a quota where the backend enforces one "
+              "(default: backend.default_size).")
 @click.option("--adopt", is_flag=True, help="Take over an existing volume that homevol did not create.")
+@click.option("--force", is_flag=True, help="Apply even if the removal-share guard objects.")
 @dry_run_option
 @json_option
 @verbose_option
 @click.pass_context
-def onboard(ctx: click.Context, project: str, size: int | None, adopt: bool, dry_run: bool,
-            as_json: bool, verbose: bool) -> None:
+def onboard(ctx: click.Context, project: str, size: int | None, adopt: bool, force: bool,
+            dry_run: bool, as_json: bool, verbose: bool) -> None:
     """Create PROJECT's volume and export it to the project's instances.
 
     Safe to re-run: an existing volume is kept (use resize to change its size),
     a retired one is made active again.
     """
     service = _service(ctx)
-    outcome = _run(service, dry_run, lambda dry: service.onboard(project, size, adopt=adopt, dry_run=dry))
+    outcome = _run(service, dry_run, lambda dry: service.onboard(project, size, adopt=adopt, force=force,
+                                                                dry_run=dry))
     _finish(outcome, as_json, dry_run, verbose)
 
 
@@ -223,6 +230,9 @@ def exports_plan(ctx: click.Context, project: str | None, as_json: bool, verbose
         report.print_json(report.outcome_to_dict(outcome, True))
     else:
         report.print_plan(outcome.plan, verbose, show_unchanged=show_all)
+    if outcome.refused is not None:
+        click.echo(f"homevol: apply would be refused: {outcome.refused}", err=True)
+        sys.exit(outcome.refused.exit_code)
 
 
 @exports.command("apply", epilog=EXIT_CODES)

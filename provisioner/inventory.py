@@ -7,7 +7,9 @@ Rules (docs/directory.md has the table of finding kinds):
   two), and its addresses still count as claims of every project it names;
 - an address (or hostname) claimed by hosts of two different projects is exported to neither
   until the stale entry is fixed: a reused address is how a home leaks to another project;
-- only canonical IPv4 addresses that are private (or inside configured networks) are clients.
+- only canonical IPv4 addresses that are private (or inside configured networks) are clients;
+  in hostname and netgroup modes a host's names count only when it has such an address too,
+  and none of its addresses is contested.
 """
 
 from __future__ import annotations
@@ -102,8 +104,9 @@ def build_inventory(
         if owner is None:
             continue
         usable_addresses = tuple(a for a in addresses if a not in conflicted)
-        if clients != "address" and len(usable_addresses) < len(addresses):
-            usable_names: tuple[str, ...] = ()  # the name resolves to a contested address
+        if clients != "address" and (not usable_addresses or len(usable_addresses) < len(addresses)):
+            # a name is only as good as the address behind it: none, public, or contested → no
+            usable_names: tuple[str, ...] = ()
         else:
             usable_names = tuple(n for n in names if n not in conflicted_names)
         hosts[owner].append(Host(raw.dn, owner, usable_addresses, usable_names))

@@ -47,6 +47,7 @@ def outcome_to_dict(outcome: Outcome, dry_run: bool) -> dict[str, Any]:
         "findings": [f.to_dict() for f in plan.findings],
         "results": [r.to_dict() for r in outcome.results],
         "notes": outcome.notes,
+        "refused": str(outcome.refused) if outcome.refused else None,
     }
 
 
@@ -93,7 +94,7 @@ def print_findings(findings: list[Finding], verbose: bool = False) -> None:
         if finding.severity == Severity.INFO and not verbose:
             continue
         who = " ".join(x for x in (finding.project, finding.host) if x)
-        click.echo(f"  {finding.severity:<7} {finding.kind:<26} {who}: {finding.detail}")
+        click.echo(f"  {finding.severity:<7} {finding.kind:<26} {who + ': ' if who else ''}{finding.detail}")
     hidden = Counter(f.kind for f in findings if f.severity == Severity.INFO)
     if hidden and not verbose:
         click.echo("  info: " + ", ".join(f"{n} {k}" for k, n in sorted(hidden.items()))

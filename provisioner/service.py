@@ -16,7 +16,7 @@ from backends import VolumeBackend, get_backend
 from . import guards
 from .config import Config
 from .directory import Snapshot, read_snapshot
-from .errors import BackendError, HomevolError, InvalidInput
+from .errors import BackendError, GuardRefused, HomevolError, InvalidInput
 from .exports import ApplyResult, ExportChange
 from .exports.desired import export_rule
 from .exports.kernel import KernelExports
@@ -40,6 +40,7 @@ class Outcome:
     searches: int = 0
     operations: int = 0
     notes: list[str] = field(default_factory=list)
+    refused: GuardRefused | None = None  # set on dry runs that a guard would refuse
 
     @property
     def ok(self) -> bool:
@@ -141,8 +142,13 @@ class Homevol:
         plan, _ = self.build_plan(inventory, scope=scope, creates=creates, retires=retires)
         outcome = Outcome(plan, source=snapshot.source, searches=snapshot.searches,
                           operations=snapshot.operations)
-        guards.check_removal_share(plan, self.cfg.exports.max_removal_share, force,
-                                   exempt=exempt or set())
+        try:
+            guards.check_removal_share(plan, self.cfg.exports.max_removal_share, force,
+                                       exempt=exempt or set())
+        except GuardRefused as refusal:
+            if not dry_run:
+                raise
+            outcome.refused = refusal  # a dry run still shows the plan it would refuse
         if dry_run or plan.empty:
             return outcome
         outcome.results = self.apply(plan, inventory, adopt=adopt)
@@ -237,6 +243,9 @@ class Homevol:
         if current is None:
             raise BackendError(f"{project}: no volume owned by homevol")
         if dry_run:
+            if not force and current.used_bytes is not None and size_bytes < current.used_bytes:
+                raise BackendError(f"{project}: {format_size(size_bytes)} is below current usage "
+                                   f"({format_size(current.used_bytes)}); use --force")
             return current
         volume = self.backend.resize(project, size_bytes, force=force)
         log.info("%s: volume resized %s → %s", project, format_size(current.size_bytes),

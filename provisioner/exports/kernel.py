@@ -44,31 +44,37 @@ def render(rule: ExportRule) -> str:
     return f"{HEADER}\n# project={rule.project} sha256={digest}\n{body}"
 
 
-def parse(project: str, text: str) -> tuple[ExportRule | None, bool]:
-    """(rule, owned): owned when the header is homevol's; rule None when the body was edited."""
-    lines = text.split("\n", 2)
-    if len(lines) < 3 or lines[0] != HEADER:
-        return None, False
-    meta = _META_RE.fullmatch(lines[1])
-    if not meta or meta.group(1) != project:
-        return None, True
-    body = lines[2]
-    if hashlib.sha256(body.encode()).hexdigest() != meta.group(2):
-        return None, True
+def parse_body(project: str, body: str) -> ExportRule | None:
+    """The rule an exports body grants, or None when it is not one homevol could have written."""
     joined = body.replace("\\\n", " ").split()
     if not joined:
-        return None, True
+        return None
     clients, option_sets = [], set()
     for token in joined[1:]:
         match = _CLIENT_RE.fullmatch(token)
         if not match:
-            return None, True
+            return None
         clients.append(match.group(1))
         option_sets.add(match.group(2))
-    if len(option_sets) != 1:
-        return None, True
-    options = tuple(option_sets.pop().split(","))
-    return ExportRule(project, joined[0], tuple(clients), options), True
+    if len(option_sets) > 1:
+        return None
+    options = tuple(option_sets.pop().split(",")) if option_sets else ()
+    return ExportRule(project, joined[0], tuple(clients), options)
+
+
+def parse(project: str, text: str) -> tuple[ExportRule | None, bool, bool]:
+    """(rule, owned, edited): owned when the header is homevol's, edited when the body no
+    longer matches its checksum (the rule is then what the edited body grants, if readable)."""
+    lines = text.split("\n", 2)
+    if len(lines) < 3 or lines[0] != HEADER:
+        return None, False, False
+    meta = _META_RE.fullmatch(lines[1])
+    body = lines[2]
+    rule = parse_body(project, body)
+    if not meta or meta.group(1) != project:
+        return rule, True, True
+    edited = hashlib.sha256(body.encode()).hexdigest() != meta.group(2)
+    return rule, True, edited or rule is None
 
 
 class KernelExports:
@@ -91,7 +97,8 @@ class KernelExports:
                 text = entry.read_text() if entry.is_file() and not entry.is_symlink() else ""
             except (OSError, UnicodeDecodeError):
                 text = ""
-            rule, owned = parse(project, text) if project and is_project_name(project) else (None, False)
+            rule, owned, edited = (parse(project, text) if project and is_project_name(project)
+                                   else (None, False, False))
             if not owned:
                 state.findings.append(Finding(
                     "foreign-exports-file", f"{entry} is not homevol's; left alone",
@@ -100,14 +107,12 @@ class KernelExports:
                     state.blocked[project] = f"{entry} exists and is not homevol's"
                 continue
             assert project is not None
-            if rule is None:
+            if edited:
                 state.drifted.add(project)
                 state.findings.append(Finding(
                     "hand-edited-exports-file", f"{entry} was edited by hand; sync rewrites it",
                     project=project))
-                state.rules[project] = ExportRule(project, "", (), ())
-            else:
-                state.rules[project] = rule
+            state.rules[project] = rule or ExportRule(project, "", (), ())
         return state
 
     def apply(self, changes: list[ExportChange]) -> list[ApplyResult]:

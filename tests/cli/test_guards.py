@@ -69,7 +69,10 @@ def test_removing_more_than_the_share_of_clients_is_refused(workspace: Workspace
     assert "removes 3 of 8" in result.stderr
     assert workspace.exports_files() == before
     dry = workspace.homevol("sync", "--dry-run")
-    assert dry.code == 3  # the dry run says the same
+    assert dry.code == 3  # the dry run says the same, after showing the plan it would refuse
+    assert "-10.1.1.2" in dry.stdout and "removes 3 of 8" in dry.stderr
+    plan = workspace.homevol("exports", "plan", "--json")
+    assert plan.code == 3 and "removes 3 of 8" in plan.json["refused"]
 
 
 def test_force_applies_a_large_removal(workspace: Workspace) -> None:

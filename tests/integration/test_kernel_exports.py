@@ -124,7 +124,10 @@ def test_a_hand_edited_file_is_rewritten_by_sync(exportfs: Workspace) -> None:
     plan = exportfs.homevol("exports", "plan", "--json").json
     assert [(e["project"], e["action"], e["reason"]) for e in plan["exports"]] == [
         ("alpha", "update", "hand-edited file")]
-    assert exportfs.homevol("sync").code == 0
+    assert plan["exports"][0]["removed"] == ["10.0.0.0/8"]  # what the edit added is taken away
+    # taking away what is exported now is a removal like any other: the share guard applies
+    assert exportfs.homevol("sync").code == 3
+    assert exportfs.homevol("sync", "--force").code == 0
     assert set(exportfs.etab()[str(exportfs.base / "alpha")]) == {"10.68.1.11", "10.68.1.12"}
 
 

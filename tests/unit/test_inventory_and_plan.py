@@ -68,6 +68,13 @@ def test_hostname_mode_drops_names_whose_address_is_contested() -> None:
     assert export_rule(inv, "alpha", "/e/alpha", cfg).clients == ("a2.x",)
 
 
+def test_hostname_mode_needs_a_usable_private_address_behind_the_name() -> None:
+    inv = build_inventory(_snapshot(
+        _host("pub.x", "alpha", "203.0.113.5"), _host("none.x", "alpha"),
+        _host("ok.x", "alpha", "10.0.0.6")), clients="hostname")
+    assert export_rule(inv, "alpha", "/e/alpha", ExportsConfig(clients="hostname")).clients == ("ok.x",)
+
+
 def test_netgroup_mode_names_the_projects_netgroup() -> None:
     inv = build_inventory(_snapshot(_host("a1.x", "alpha", "10.0.0.1")), clients="netgroup")
     rule = export_rule(inv, "alpha", "/e/alpha", ExportsConfig(clients="netgroup"))
@@ -88,10 +95,11 @@ def test_fsid_is_stable_and_distinct() -> None:
 def test_rendered_files_parse_back_and_edits_are_detected() -> None:
     rule = ExportRule("alpha", "/export/home/alpha", ("10.0.0.1", "10.0.0.2"), ("rw", "fsid=1"))
     text = render(rule)
-    assert parse("alpha", text) == (rule, True)
-    assert parse("alpha", text.replace("10.0.0.2", "0.0.0.0/0")) == (None, True)
-    assert parse("beta", text) == (None, True)
-    assert parse("alpha", "/x *(rw)\n") == (None, False)
+    assert parse("alpha", text) == (rule, True, False)
+    widened, owned, edited = parse("alpha", text.replace("10.0.0.2", "0.0.0.0/0"))
+    assert owned and edited and widened.clients == ("10.0.0.1", "0.0.0.0/0")
+    assert parse("beta", text)[1:] == (True, True)
+    assert parse("alpha", "/x *(rw)\n") == (None, False, False)
 
 
 def _rule(project: str, *clients: str) -> ExportRule:

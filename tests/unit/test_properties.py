@@ -74,7 +74,7 @@ def test_no_input_widens_an_export_or_escapes_the_base(projects, hosts, mode) ->
         # the rendered file has exactly path + one token per client, and parses back the same
         tokens = render_body(rule).replace("\\\n", " ").split()
         assert len(tokens) == 1 + len(rule.clients)
-        assert parse(project, render(rule)) == (rule, True)
+        assert parse(project, render(rule)) == (rule, True, False)
 
 
 @given(st.text(max_size=40))
