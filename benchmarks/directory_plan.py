@@ -19,8 +19,9 @@ Variants, each a whole process, timed from spawn to exit, run round-robin after 
 
 Then homevol, naive (and the floor, and python-ldap) again through a TCP proxy on 127.0.0.1 that
 delays every client→server chunk by ``--latency-ms`` (0.5 ms): a directory one hop away, where one
-search per project costs one round trip per project. Peak RSS is the child's ``ru_maxrss`` from
-``os.wait4``; LDAP operations (bind + every page request) are reported by each client itself.
+search per project costs one round trip per project. Peak RSS is each process's maxrss as GNU
+time reports it (see ``run_once`` for why not our own ``os.wait4``); LDAP operations (bind + every
+page request) are reported by each client itself (homevol: ``ldap.operations`` in its JSON).
 
 Usage (from the repository root):
 
@@ -61,7 +62,8 @@ HOST_FILTER = "(objectClass=dNSDomain)"
 HOST_ATTRS = ["puppetVar", "aRecord", "associatedDomain", "sOARecord"]
 PAGE = 1000
 PAGED_OID = "1.2.840.113556.1.4.319"
-MIB = 1024  # ru_maxrss is in KiB on Linux
+MIB = 1024  # ru_maxrss and GNU time %M are in KiB on Linux
+GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").exists() else ""
 
 TARGET_FLOOR_RATIO = 3.0
 TARGET_RSS_MB = 250.0  # megabytes (10^6), as the target is stated
@@ -326,11 +328,18 @@ class Timed:
 
 
 def run_once(cmd: list[str], errlog: Path, capture: bool = False) -> Timed:
-    """Spawn ``cmd``, wait with wait4 for its own rusage; stdout to /dev/null unless captured."""
+    """Spawn ``cmd`` (stdout to /dev/null unless captured); wall time from spawn to exit, peak RSS.
+
+    The peak RSS comes from GNU time (``%M``, the ``wait4`` rusage of its own child). A plain
+    ``os.wait4`` on our child is only the fallback: on Linux the child's ``ru_maxrss`` includes
+    this (large, after parsing homevol's JSON) parent's RSS at fork/exec time, so it overstates.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEVOL_")}
-    with tempfile.TemporaryFile() as out, errlog.open("wb") as err:
+    with tempfile.NamedTemporaryFile() as rss, tempfile.TemporaryFile() as out, \
+            errlog.open("wb") as err:
+        wrapped = [GNU_TIME, "-f", "%M", "-o", rss.name, *cmd] if GNU_TIME else cmd
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out if capture else subprocess.DEVNULL, stderr=err,
+        proc = subprocess.Popen(wrapped, stdout=out if capture else subprocess.DEVNULL, stderr=err,
                                 stdin=subprocess.DEVNULL, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
@@ -338,8 +347,9 @@ def run_once(cmd: list[str], errlog: Path, capture: bool = False) -> Timed:
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd[:4])}… exited {proc.returncode}: "
                                f"{errlog.read_text()[-2000:]}")
+        maxrss = int(Path(rss.name).read_text().split()[-1]) if GNU_TIME else usage.ru_maxrss
         out.seek(0)
-        return Timed(elapsed, usage.ru_maxrss, out.read().decode() if capture else "")
+        return Timed(elapsed, maxrss, out.read().decode() if capture else "")
 
 
 @dataclass

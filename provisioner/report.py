@@ -4,6 +4,7 @@ in docs/json.md; later tooling relies on it)."""
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from typing import Any
 
@@ -52,7 +53,9 @@ def outcome_to_dict(outcome: Outcome, dry_run: bool) -> dict[str, Any]:
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
+    """Indented for a person at a terminal; compact (and several times faster) for a pipe."""
+    indent = 2 if sys.stdout.isatty() else None
+    click.echo(json.dumps(data, indent=indent))
 
 
 def _clients(change: ExportChange) -> str:
