@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -321,12 +320,10 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 
         def reload_tool() -> str:
             command = svc.cfg.exports.kernel.reload_command
-            if not command:
-                return "no reload command configured (files only)"
-            if shutil.which(command[0]) is None:
-                raise HomevolError(f"{command[0]} not found: install nfs-kernel-server "
-                                   "or set exports.kernel.reload_command")
-            return " ".join(command)
+            missing = svc.applier.missing_tool()
+            if missing:
+                raise HomevolError(missing)
+            return " ".join(command) if command else "no reload command configured (files only)"
 
         check("directory", directory)
         check("backend", backend)

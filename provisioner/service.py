@@ -26,7 +26,7 @@ from .model import ExportRule, Finding, Inventory, Volume, VolumeState
 from .names import parse_networks, project_name_problem
 from .plan import Plan, VolumeAction, plan_exports
 from .progress import progress
-from .sizes import format_size
+from .sizes import format_size, parse_size
 
 log = logging.getLogger("homevol")
 
@@ -78,8 +78,9 @@ class Homevol:
         return wanted
 
     def build_plan(self, inventory: Inventory, *, scope: set[str] | None,
-                   creates: dict[str, int], retires: set[str]) -> tuple[Plan, list[Volume]]:
-        volumes, backend_findings = self.backend.list()
+                   creates: dict[str, int], retires: set[str],
+                   listing: tuple[list[Volume], list[Finding]] | None = None) -> Plan:
+        volumes, backend_findings = listing or self.backend.list()
         retired_now = [Volume(v.project, v.backend, v.path, v.size_bytes, v.used_bytes,
                               VolumeState.RETIRED) if v.project in retires else v for v in volumes]
         applied = self.applier.applied()
@@ -95,7 +96,7 @@ class Homevol:
         desired = self.desired(inventory, retired_now, set(creates))
         plan.exports = plan_exports(desired, applied, scope)
         plan.exported_clients = sum(len(r.clients) for r in applied.rules.values())
-        return plan, volumes
+        return plan
 
     # ----- applying ------------------------------------------------------------------------
     def apply(self, plan: Plan, inventory: Inventory, *, adopt: bool = False) -> list[ApplyResult]:
@@ -138,8 +139,10 @@ class Homevol:
 
     def _run(self, inventory: Inventory, snapshot: Snapshot, *, scope: set[str] | None,
              creates: dict[str, int], retires: set[str], dry_run: bool, force: bool,
-             adopt: bool = False, exempt: set[str] | None = None) -> Outcome:
-        plan, _ = self.build_plan(inventory, scope=scope, creates=creates, retires=retires)
+             adopt: bool = False, exempt: set[str] | None = None,
+             listing: tuple[list[Volume], list[Finding]] | None = None) -> Outcome:
+        plan = self.build_plan(inventory, scope=scope, creates=creates, retires=retires,
+                               listing=listing)
         outcome = Outcome(plan, source=snapshot.source, searches=snapshot.searches,
                           operations=snapshot.operations)
         try:
@@ -163,8 +166,8 @@ class Homevol:
              ) -> Outcome:
         scope = {_checked(project)} if project is not None else None
         snapshot, inventory = self.read_directory()
-        volumes, _ = self.backend.list()
-        known = {v.project for v in volumes}
+        listing = self.backend.list()
+        known = {v.project for v in listing[0]}
         creates = {}
         policy = self.cfg.sync.onboard
         default = _default_size(self.cfg)
@@ -174,7 +177,7 @@ class Homevol:
             if policy == "all" or (policy == "opt-in" and proj.wants_home):
                 creates[name] = default
         return self._run(inventory, snapshot, scope=scope, creates=creates, retires=set(),
-                         dry_run=dry_run, force=force)
+                         dry_run=dry_run, force=force, listing=listing)
 
     def exports(self, *, project: str | None = None, dry_run: bool = False, force: bool = False
                 ) -> Outcome:
@@ -208,7 +211,7 @@ class Homevol:
             outcome.notes.append(f"{project}: no volume owned by homevol; nothing to do")
             return outcome
         inventory = Inventory(projects={}, hosts={})  # retiring needs no directory
-        plan, _ = self.build_plan(inventory, scope={project}, creates={}, retires={project})
+        plan = self.build_plan(inventory, scope={project}, creates={}, retires={project})
         plan.findings = []
         outcome = Outcome(plan, source="(directory not needed)")
         if existing.state == VolumeState.RETIRED:
@@ -261,6 +264,4 @@ def _checked(project: str) -> str:
 
 
 def _default_size(cfg: Config) -> int:
-    from .sizes import parse_size
-
     return parse_size(cfg.backend.default_size)

@@ -151,14 +151,20 @@ class KernelExports:
             for r in results
         ]
 
+    def missing_tool(self) -> str | None:
+        """Why the reload command cannot run on this machine, or None."""
+        command = self.cfg.reload_command
+        if command and shutil.which(command[0]) is None:
+            return (f"{command[0]} not found: this machine has no kernel NFS server tools "
+                    "(install nfs-kernel-server, or set exports.kernel.reload_command)")
+        return None
+
     def reload(self) -> str | None:
         """Run the reload command once; None on success, else what went wrong."""
         command = self.cfg.reload_command
-        if not command:
-            return None
-        if shutil.which(command[0]) is None:
-            return (f"{command[0]} not found: this machine has no kernel NFS server tools "
-                    "(install nfs-kernel-server, or set exports.kernel.reload_command)")
+        missing = self.missing_tool()
+        if not command or missing:
+            return missing
         try:
             proc = subprocess.run(command, capture_output=True, text=True,
                                   timeout=self.cfg.reload_timeout, check=False)
@@ -170,10 +176,3 @@ class KernelExports:
             output = " ".join((proc.stderr + proc.stdout).split())
             return f"{' '.join(command)} exited {proc.returncode}: {output}"
         return None
-
-
-def reload_available(cfg: KernelExportsConfig) -> bool:
-    return not cfg.reload_command or shutil.which(cfg.reload_command[0]) is not None
-
-
-__all__ = ["KernelExports", "file_name", "parse", "reload_available", "render"]

@@ -170,19 +170,19 @@ class Slapd:
                 time.sleep(0.05)
         raise RuntimeError("slapd did not start listening")
 
-    def ldapadd(self, ldif: str, continue_on_error: bool = False) -> None:
-        cmd = [_tool("ldapadd"), "-x", "-H", self.uri, "-D", ADMIN_DN, "-w", ADMIN_PW]
-        if continue_on_error:
-            cmd.append("-c")
-        subprocess.run(cmd, input=ldif.encode(), check=True, capture_output=True)
+    def _client(self, tool: str, *args: str, ldif: str = "", check: bool = True) -> None:
+        """Run an ldap-utils client as the directory's admin."""
+        subprocess.run([_tool(tool), "-x", "-H", self.uri, "-D", ADMIN_DN, "-w", ADMIN_PW, *args],
+                       input=ldif.encode(), check=check, capture_output=True)
+
+    def ldapadd(self, ldif: str) -> None:
+        self._client("ldapadd", ldif=ldif)
 
     def ldapmodify(self, ldif: str) -> None:
-        subprocess.run([_tool("ldapmodify"), "-x", "-H", self.uri, "-D", ADMIN_DN, "-w", ADMIN_PW],
-                       input=ldif.encode(), check=True, capture_output=True)
+        self._client("ldapmodify", ldif=ldif)
 
     def ldapdelete(self, *dns: str) -> None:
-        subprocess.run([_tool("ldapdelete"), "-x", "-H", self.uri, "-D", ADMIN_DN, "-w", ADMIN_PW, *dns],
-                       check=False, capture_output=True)
+        self._client("ldapdelete", *dns, check=False)  # cleanup: gone already is fine
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
