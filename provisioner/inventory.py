@@ -90,14 +90,14 @@ def build_inventory(
 
     conflicted = {a for a, owners in address_claims.items() if len(owners) > 1}
     conflicted_names = {n for n, owners in name_claims.items() if len(owners) > 1}
-    for identity, owners in sorted(address_claims.items()) + sorted(name_claims.items()):
-        if len(owners) > 1:
-            for project in sorted(owners):
-                findings.append(Finding(
-                    "address-conflict",
-                    f"{identity} is claimed by hosts of {', '.join(sorted(owners))}; exported to "
-                    "none of them until the stale entry is removed", project=project, host=identity,
-                    severity=ERROR))
+    for identity in sorted(conflicted) + sorted(conflicted_names):
+        owners = address_claims.get(identity) or name_claims[identity]
+        for project in sorted(owners):
+            findings.append(Finding(
+                "address-conflict",
+                f"{identity} is claimed by hosts of {', '.join(sorted(owners))}; exported to "
+                "none of them until the stale entry is removed", project=project, host=identity,
+                severity=ERROR))
 
     hosts: dict[str, list[Host]] = defaultdict(list)
     for raw, owner, addresses, names in judged:

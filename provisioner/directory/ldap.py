@@ -14,8 +14,9 @@ import math
 import re
 import ssl
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
@@ -33,10 +34,29 @@ Attrs = dict[str, list[str]]
 
 
 def _decode(raw: dict[str, list[bytes]]) -> Attrs:
-    """Attribute names lower-cased (servers differ in case), values as text."""
-    return {
-        name.lower(): [v.decode("utf-8", "replace") for v in values] for name, values in raw.items()
-    }
+    """Values as text (names are already lower-cased: servers differ in case)."""
+    return {name: [v.decode("utf-8", "replace") for v in values] for name, values in raw.items()}
+
+
+def _lean_entry_decoder(strategy: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """ldap3 turns every entry into two dicts, formatted and raw; homevol reads only the raw one.
+
+    This decoder builds just that (names lower-cased, values as bytes) for search entries and
+    leaves every other message to ldap3. Measured on 40,000 hosts it removes about half of
+    ldap3's cost (benchmarks/directory_plan.py). It relies on ldap3 2.9's BER tree shape
+    (``decode_message_fast``), which the pinned version range keeps stable.
+    """
+    original = strategy.decode_response_fast
+
+    def decode(message: dict[str, Any]) -> dict[str, Any]:
+        if message["protocolOp"] != 4 or message["controls"]:
+            return original(message)
+        dn, attributes = message["payload"]
+        raw = {attr[3][0][3].decode("utf-8", "replace").lower(): [v[3] for v in attr[3][1][3]]
+               for attr in attributes[3]}
+        return {"type": "searchResEntry", "dn": dn[3].decode("utf-8", "replace"), "raw_attributes": raw}
+
+    return decode
 
 
 def parse_var(value: str) -> tuple[str, str]:
@@ -95,7 +115,9 @@ class LdapDirectory:
                 pool, user=cfg.bind_dn or None, password=password, read_only=True,
                 receive_timeout=max(1, math.ceil(cfg.operation_timeout)), raise_exceptions=False,
                 check_names=False, auto_referrals=False, return_empty_attributes=False,
+                auto_range=False,
             )
+            conn.strategy.decode_response_fast = _lean_entry_decoder(conn.strategy)
             if not conn.open() and conn.closed:
                 raise DirectoryError(f"ldap: cannot connect to {', '.join(cfg.uris)}")
             if cfg.start_tls and not conn.start_tls():

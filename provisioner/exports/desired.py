@@ -6,11 +6,11 @@ would export to the world, so "nobody" is expressed by no line at all.
 
 from __future__ import annotations
 
-import ipaddress
 import uuid
 
 from ..config import ExportsConfig
 from ..model import ExportRule, Inventory
+from ..names import parse_ipv4
 
 _FSID_NAMESPACE = uuid.UUID("5d1c7a52-9a43-4a8e-9a77-0f4f8f1f6a10")
 
@@ -21,10 +21,8 @@ def fsid(project: str) -> str:
 
 
 def _client_key(client: str) -> tuple[int, int, str]:
-    try:
-        return (0, int(ipaddress.IPv4Address(client)), "")
-    except ValueError:
-        return (1, 0, client)
+    addr = parse_ipv4(client)
+    return (0, int(addr), "") if addr is not None else (1, 0, client)
 
 
 def clients_for(inventory: Inventory, project: str, cfg: ExportsConfig) -> tuple[str, ...]:
