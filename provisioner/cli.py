@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from . import config as config_mod
+from . import hook as hook_mod
 from . import report
 from .errors import ExitCode, HomevolError
 from .service import Homevol, Outcome
@@ -247,6 +248,40 @@ def exports_apply(ctx: click.Context, project: str | None, dry_run: bool, force:
     service = _service(ctx)
     outcome = _run(service, dry_run, lambda dry: service.exports(project=project, force=force, dry_run=dry))
     _finish(outcome, as_json, dry_run, verbose)
+
+
+@cli.command(epilog=EXIT_CODES)
+@click.argument("event", required=False, metavar="[EVENT", type=click.Choice(hook_mod.EVENTS))
+@click.argument("project", required=False, metavar="PROJECT")
+@click.argument("host", required=False, metavar="[HOST]]")
+@dry_run_option
+@json_option
+@click.pass_context
+def hook(ctx: click.Context, event: str | None, project: str | None, host: str | None,
+         dry_run: bool, as_json: bool) -> None:
+    """Apply one lifecycle EVENT to PROJECT only, as the cloud calls it.
+
+    \b
+    Events:
+      project-created  PROJECT        onboard it (it must be in the directory)
+      project-deleted  PROJECT        retire it: unexport, keep the data
+      instance-created PROJECT HOST   bring PROJECT's export clients in step
+      instance-deleted PROJECT HOST   (the directory decides; HOST only adds a note)
+
+    \b
+    Without arguments, one JSON event is read from stdin:
+      {"event": "instance-created", "project": "alpha", "host": "alpha-web1.eqiad.wmflabs"}
+    Safe to repeat and to reorder; never purges.
+    """
+    if event is None:
+        if project or host:
+            raise click.UsageError("give EVENT PROJECT [HOST], or nothing and a JSON event on stdin")
+        parsed = hook_mod.parse_json_event(sys.stdin.read())
+    else:
+        parsed = hook_mod.parse_event(event, project, host)
+    service = _service(ctx)
+    outcome = _run(service, dry_run, lambda dry: hook_mod.handle(service, parsed, dry_run=dry))
+    _finish(outcome, as_json, dry_run, False)
 
 
 @cli.command("list", epilog=EXIT_CODES)

@@ -179,17 +179,18 @@ class Homevol:
         return self._run(inventory, snapshot, scope=scope, creates=creates, retires=set(),
                          dry_run=dry_run, force=force, listing=listing)
 
-    def exports(self, *, project: str | None = None, dry_run: bool = False, force: bool = False
-                ) -> Outcome:
+    def exports(self, *, project: str | None = None, dry_run: bool = False, force: bool = False,
+                directory: tuple[Snapshot, Inventory] | None = None) -> Outcome:
         scope = {_checked(project)} if project is not None else None
-        snapshot, inventory = self.read_directory()
+        snapshot, inventory = directory or self.read_directory()
         return self._run(inventory, snapshot, scope=scope, creates={}, retires=set(),
                          dry_run=dry_run, force=force)
 
     def onboard(self, project: str, size_bytes: int | None, *, dry_run: bool = False,
-                adopt: bool = False, force: bool = False) -> Outcome:
+                adopt: bool = False, force: bool = False,
+                directory: tuple[Snapshot, Inventory] | None = None) -> Outcome:
         project = _checked(project)
-        snapshot, inventory = self.read_directory()
+        snapshot, inventory = directory or self.read_directory()
         if project not in inventory.projects:
             raise InvalidInput(f"{project}: not a project in the directory ({snapshot.source})")
         existing = self.backend.info(project)
