@@ -373,6 +373,55 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         sys.exit(ExitCode.ERROR)
 
 
+# ----- audit (read-only; docs/audit.md) --------------------------------------------------------
+AUDIT_EXIT_CODES = EXIT_CODES + """  5  --fail-on-drift and a warning or error finding exists
+"""
+
+
+@cli.command(epilog=AUDIT_EXIT_CODES)
+@click.option("--project", "-p", help="Only this project.")
+@json_option
+@click.option("--csv", "as_csv", is_flag=True, help="Print one CSV row per project.")
+@click.option("--fail-on-drift", is_flag=True,
+              help="Exit 5 when any warning or error finding exists (for monitoring).")
+@click.option("--prometheus", "prometheus_file", type=click.Path(dir_okay=False),
+              help="Also write a node_exporter textfile (written atomically).")
+@verbose_option
+@click.pass_context
+def audit(ctx: click.Context, project: str | None, as_json: bool, as_csv: bool, fail_on_drift: bool,
+          prometheus_file: str | None, verbose: bool) -> None:
+    """Report project → volume → mount → export for every project, with every drift.
+
+    Reads the directory, the backend, the mounts under the export base and the
+    applied exports once each; changes nothing and takes no lock. Each finding
+    names the command (or manual action) that would fix it.
+    """
+    from . import audit as audit_mod
+
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv exclude each other")
+    target = Path(prometheus_file) if prometheus_file else None
+    if target is not None and not target.parent.is_dir():
+        raise click.UsageError(f"--prometheus: {target.parent} is not a directory")
+    service = _service(ctx)
+    result = audit_mod.run_audit(service, project)
+    if target is not None:
+        from .fsutil import atomic_write
+
+        try:
+            atomic_write(target, audit_mod.to_prometheus(result), mode=0o644)
+        except OSError as exc:
+            raise HomevolError(f"--prometheus: {target}: {exc.strerror}") from None
+    if as_json:
+        report.print_json(result.to_dict())
+    elif as_csv:
+        click.echo(audit_mod.to_csv(result), nl=False)
+    else:
+        audit_mod.print_table(result, verbose, colour=sys.stdout.isatty())
+    if fail_on_drift and result.drift:
+        sys.exit(ExitCode.DRIFT)
+
+
 def main() -> None:
     """Entry point: one line on stderr and a documented exit code for every failure."""
     try:

@@ -58,6 +58,9 @@ class LdapConfig:
     host_address_attr: str = "aRecord"
     host_name_attr: str = "associatedDomain"
     host_soa_attr: str = "sOARecord"
+    netgroup_base: str = "ou=netgroup,dc=wikimedia,dc=org"
+    write_bind_dn: str = ""  # netgroup mode: an identity that may write under netgroup_base only
+    write_password_file: str = ""
 
 
 @dataclass
@@ -107,6 +110,11 @@ class SyncConfig:
 
 
 @dataclass
+class AuditConfig:
+    usage_warning: float = 0.9  # `homevol audit` warns when used / size exceeds this share
+
+
+@dataclass
 class Config:
     state_dir: str = "/var/lib/homevol"
     export_base: str = "/export/home"
@@ -115,6 +123,7 @@ class Config:
     exports: ExportsConfig = field(default_factory=ExportsConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     source_path: str = ""  # where this config was read from (not a setting)
 
     @property
@@ -238,6 +247,8 @@ def _validate(cfg: Config) -> None:
             raise ConfigError("exports.options", f"{option!r} has characters exports(5) treats specially")
     if not 0 <= cfg.exports.max_removal_share <= 1:
         raise ConfigError("exports.max_removal_share", "must be between 0 and 1")
+    if not 0 <= cfg.audit.usage_warning <= 1:
+        raise ConfigError("audit.usage_warning", "must be between 0 and 1")
     try:
         parse_networks(cfg.exports.extra_client_networks)
     except ValueError as exc:
@@ -265,6 +276,12 @@ def _validate(cfg: Config) -> None:
     for key in ("connect_timeout", "operation_timeout"):
         if getattr(ldap, key) <= 0:
             raise ConfigError(f"directory.ldap.{key}", "must be positive")
+    if cfg.exports.clients == "netgroup":
+        if cfg.directory.source != "ldap":
+            raise ConfigError("exports.clients", "netgroup mode needs directory.source = \"ldap\"")
+        if not ldap.write_bind_dn or not ldap.write_password_file:
+            raise ConfigError("directory.ldap.write_bind_dn",
+                              "netgroup mode needs write_bind_dn and write_password_file")
     if cfg.exports.kernel.reload_timeout <= 0:
         raise ConfigError("exports.kernel.reload_timeout", "must be positive")
 

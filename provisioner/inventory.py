@@ -114,7 +114,13 @@ def build_inventory(
         if name not in hosts:
             findings.append(Finding("project-without-hosts", f"project {name} has no instance hosts",
                                     project=name, severity=INFO))
-    return Inventory(projects, dict(hosts), findings, frozenset(conflicted | conflicted_names))
+    netgroups = None
+    if snapshot.netgroups is not None:
+        netgroups = {ng.name: ng for ng in snapshot.netgroups}
+        findings += [Finding("foreign-netgroup", f"{ng.dn} has homevol's prefix but not its mark; "
+                             "left alone", host=ng.name) for ng in snapshot.netgroups if not ng.owned]
+    return Inventory(projects, dict(hosts), findings, frozenset(conflicted | conflicted_names),
+                     netgroups)
 
 
 def _identities(

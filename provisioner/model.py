@@ -21,6 +21,7 @@ class Finding:
     project: str | None = None
     host: str | None = None
     severity: Severity = Severity.WARNING
+    fix: str | None = None  # the homevol command (or manual action) that would fix it
 
     def to_dict(self) -> dict[str, str | None]:
         return {
@@ -29,6 +30,7 @@ class Finding:
             "project": self.project,
             "host": self.host,
             "detail": self.detail,
+            "fix": self.fix,
         }
 
 
@@ -53,6 +55,16 @@ class RawHost:
     names: tuple[str, ...] = ()
     dns_domain: bool = False  # a zone entry (has an SOA record), never a client
     instance: bool = True  # False: no puppet data at all (floating-IP and other non-instance entries)
+
+
+@dataclass(frozen=True)
+class RawNetgroup:
+    """A ``nisNetgroup`` entry named with homevol's prefix, and whether homevol owns it."""
+
+    dn: str
+    name: str
+    triples: tuple[str, ...]
+    owned: bool
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,8 @@ class Inventory:
     findings: list[Finding] = field(default_factory=list)
     # identities (addresses or names) claimed by more than one project: exported to nobody
     conflicted: frozenset[str] = frozenset()
+    # netgroup mode: the entries named with homevol's prefix, by netgroup name (None: not read)
+    netgroups: dict[str, RawNetgroup] | None = None
 
     def hosts_of(self, project: str) -> list[Host]:
         return self.hosts.get(project, [])

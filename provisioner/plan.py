@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from .exports import AppliedState, ExportChange
 from .model import ExportRule, Finding
+from .netgroup import NetgroupChange
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Plan:
     volumes: list[VolumeAction] = field(default_factory=list)
     exports: list[ExportChange] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    netgroups: list[NetgroupChange] = field(default_factory=list)  # netgroup mode only
     exported_clients: int = 0  # clients applied before this plan, across all projects
 
     @property
@@ -41,7 +43,7 @@ class Plan:
 
     @property
     def empty(self) -> bool:
-        return not self.volumes and not self.changes
+        return not self.volumes and not self.changes and not self.netgroups
 
 
 def plan_exports(

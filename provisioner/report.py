@@ -43,6 +43,7 @@ def outcome_to_dict(outcome: Outcome, dry_run: bool) -> dict[str, Any]:
         "ldap": {"searches": outcome.searches, "operations": outcome.operations},
         "volumes": [v.to_dict() for v in plan.volumes],
         "exports": [export_to_dict(c) for c in plan.exports],
+        "netgroups": [c.to_dict() for c in plan.netgroups],
         "exported_clients_before": plan.exported_clients,
         "removed_clients": plan.removed_clients(),
         "findings": [f.to_dict() for f in plan.findings],
@@ -80,8 +81,13 @@ def print_plan(plan: Plan, verbose: bool = False, show_unchanged: bool = False) 
             why = f"  ({change.reason})" if change.reason else ""
             click.echo(f"  {_MARK[change.action]} {change.project}  {rule.path if rule else ''}  "
                        f"{_clients(change)}{why}")
+    if plan.netgroups:
+        click.echo("netgroups:")
+        for ng in plan.netgroups:
+            delta = " ".join([f"+{t}" for t in ng.added] + [f"-{t}" for t in ng.removed])
+            click.echo(f"  {_MARK.get(ng.action, '!')} {ng.name}  {delta}")
     unchanged = sum(1 for c in plan.exports if c.action == "unchanged")
-    if not plan.volumes and not plan.changes:
+    if plan.empty:
         click.echo(f"no changes ({unchanged} exports up to date)")
     elif unchanged and not show_unchanged:
         click.echo(f"  ({unchanged} exports unchanged)")

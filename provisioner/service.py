@@ -24,6 +24,7 @@ from .inventory import build_inventory
 from .lock import held
 from .model import ExportRule, Finding, Inventory, Volume, VolumeState
 from .names import parse_networks, project_name_problem
+from .netgroup import apply_netgroups, plan_netgroups
 from .plan import Plan, VolumeAction, plan_exports
 from .progress import progress
 from .sizes import format_size, parse_size
@@ -95,6 +96,10 @@ class Homevol:
         plan.volumes += [VolumeAction(p, "retire") for p in sorted(retires)]
         desired = self.desired(inventory, retired_now, set(creates))
         plan.exports = plan_exports(desired, applied, scope)
+        if inventory.netgroups is not None:
+            exported = {project for project, (rule, _) in desired.items() if rule is not None}
+            plan.netgroups = plan_netgroups(inventory, exported, self.cfg.exports.netgroup_prefix,
+                                            self.cfg.directory.ldap.netgroup_base, scope)
         plan.exported_clients = sum(len(r.clients) for r in applied.rules.values())
         return plan
 
@@ -111,30 +116,33 @@ class Homevol:
                 else:
                     self.backend.retire(action.project)
                     detail = "data kept"
-                log.info("%s: volume %s (%s)", action.project, action.action, detail)
                 results.append(ApplyResult(action.project, f"volume-{action.action}", True, detail))
             except (HomevolError, OSError) as exc:
                 failed.add(action.project)
-                log.error("%s: volume %s failed: %s", action.project, action.action, exc)
                 results.append(ApplyResult(action.project, f"volume-{action.action}", False, str(exc)))
-        todo: list[ExportChange] = []
+        # a netgroup must hold its hosts before an export names it, and go only after it
+        upserts = [c for c in plan.netgroups if c.action != "remove"]
+        for result in apply_netgroups(self.cfg.directory.ldap, upserts):
+            results.append(result)
+            if not result.ok:
+                failed.add(result.project)
+        todo: dict[str, ExportChange] = {}
         for change in plan.changes:
             if change.project in failed:
                 results.append(ApplyResult(change.project, f"export-{change.action}", False,
-                                           "skipped: its volume step failed"))
+                                           "skipped: an earlier step for this project failed"))
             elif change.action == "blocked":
                 results.append(ApplyResult(change.project, "export-blocked", False, change.reason))
             else:
-                todo.append(change)
-        for result in self.applier.apply(todo) if todo else []:
-            change = next(c for c in todo if c.project == result.project)
+                todo[change.project] = change
+        for result in self.applier.apply(list(todo.values())) if todo else []:
+            change = todo[result.project]
             summary = f"+{len(change.added)} -{len(change.removed)} clients"
-            if result.ok:
-                log.info("%s: export %s (%s)", result.project, result.action, summary)
-            else:
-                log.error("%s: export %s failed: %s", result.project, result.action, result.detail)
             results.append(ApplyResult(result.project, f"export-{result.action}", result.ok,
                                        result.detail or summary))
+        removals = [c for c in plan.netgroups if c.action == "remove"]
+        results += apply_netgroups(self.cfg.directory.ldap, removals)
+        _log_per_project(results)
         return results
 
     def _run(self, inventory: Inventory, snapshot: Snapshot, *, scope: set[str] | None,
@@ -211,10 +219,18 @@ class Homevol:
             outcome = Outcome(Plan())
             outcome.notes.append(f"{project}: no volume owned by homevol; nothing to do")
             return outcome
-        inventory = Inventory(projects={}, hosts={})  # retiring needs no directory
+        inventory = Inventory(projects={}, hosts={})  # retiring needs no directory...
+        source, notes = "(directory not needed)", []
+        if self.cfg.exports.clients == "netgroup":  # ...but removing its netgroup needs a look
+            try:
+                snapshot = read_snapshot(self.cfg)
+                inventory.netgroups = build_inventory(snapshot).netgroups
+                source = snapshot.source
+            except HomevolError as exc:
+                notes.append(f"{project}: netgroup left for the next sync ({exc})")
         plan = self.build_plan(inventory, scope={project}, creates={}, retires={project})
         plan.findings = []
-        outcome = Outcome(plan, source="(directory not needed)")
+        outcome = Outcome(plan, source=source, notes=notes)
         if existing.state == VolumeState.RETIRED:
             plan.volumes = []
             outcome.notes.append(f"{project}: already retired")
@@ -255,6 +271,17 @@ class Homevol:
         log.info("%s: volume resized %s → %s", project, format_size(current.size_bytes),
                  format_size(size_bytes))
         return volume
+
+
+def _log_per_project(results: list[ApplyResult]) -> None:
+    """One log line per project touched (what a timer's journal should show), errors apart."""
+    by_project: dict[str, list[ApplyResult]] = {}
+    for result in results:
+        by_project.setdefault(result.project, []).append(result)
+    for project, done in by_project.items():
+        text = "; ".join(f"{r.action} ({r.detail})" if r.ok else f"{r.action} FAILED: {r.detail}"
+                         for r in done)
+        (log.info if all(r.ok for r in done) else log.error)("%s: %s", project, text)
 
 
 def _checked(project: str) -> str:

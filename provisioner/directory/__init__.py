@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config
-from ..model import RawHost, RawProject
+from ..model import RawHost, RawNetgroup, RawProject
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,7 @@ class Snapshot:
     source: str
     searches: int = 0  # distinct searches issued (LDAP); constant whatever the project count
     operations: int = 0  # LDAP requests including every page and the bind
+    netgroups: tuple[RawNetgroup, ...] | None = None  # read in netgroup mode only
 
 
 def read_snapshot(cfg: Config) -> Snapshot:
@@ -22,7 +23,8 @@ def read_snapshot(cfg: Config) -> Snapshot:
     if cfg.directory.source == "ldap":
         from .ldap import read_ldap
 
-        return read_ldap(cfg.directory.ldap)
+        prefix = cfg.exports.netgroup_prefix if cfg.exports.clients == "netgroup" else None
+        return read_ldap(cfg.directory.ldap, netgroup_prefix=prefix)
     from .file import read_file
 
     return read_file(cfg.directory.file.path)

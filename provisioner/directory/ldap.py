@@ -20,14 +20,16 @@ from typing import Any
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
 from ..config import LdapConfig
 from ..errors import DirectoryError
-from ..model import RawHost, RawProject
+from ..model import RawHost, RawNetgroup, RawProject
 from . import Snapshot
 
 _PAGED_OID = "1.2.840.113556.1.4.319"
+NETGROUP_MARK = "managed by homevol"  # the description that marks a netgroup as homevol's
 _SCOPES = {"one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
 
 Attrs = dict[str, list[str]]
@@ -83,8 +85,9 @@ def _rdn_count(dn: str) -> int:
 class LdapDirectory:
     """One connection to the directory; every search goes through ``search``."""
 
-    def __init__(self, cfg: LdapConfig) -> None:
+    def __init__(self, cfg: LdapConfig, write: bool = False) -> None:
         self.cfg = cfg
+        self.write = write  # bind as write_bind_dn (netgroup mode) instead of the reader
         self.searches = 0
         self.operations = 0
         self.conn = self._connect()
@@ -102,17 +105,20 @@ class LdapDirectory:
             for uri in cfg.uris
         ]
         pool = ldap3.ServerPool(servers, ldap3.FIRST, active=1, exhaust=True)
+        bind_dn, password_file, key = (
+            (cfg.write_bind_dn, cfg.write_password_file, "write_password_file") if self.write
+            else (cfg.bind_dn, cfg.password_file, "password_file"))
         password = None
-        if cfg.bind_dn:
+        if bind_dn:
             try:
-                password = Path(cfg.password_file).read_text().rstrip("\n")
+                password = Path(password_file).read_text().rstrip("\n")
             except OSError as exc:
                 raise DirectoryError(
-                    f"ldap: cannot read password_file {cfg.password_file!r}: {exc.strerror}"
+                    f"ldap: cannot read {key} {password_file!r}: {exc.strerror}"
                 ) from None
         try:
             conn = ldap3.Connection(
-                pool, user=cfg.bind_dn or None, password=password, read_only=True,
+                pool, user=bind_dn or None, password=password, read_only=not self.write,
                 receive_timeout=max(1, math.ceil(cfg.operation_timeout)), raise_exceptions=False,
                 check_names=False, auto_referrals=False, return_empty_attributes=False,
                 auto_range=False,
@@ -125,7 +131,7 @@ class LdapDirectory:
             if not conn.bind():
                 result = conn.result or {}
                 raise DirectoryError(
-                    f"ldap: bind as {cfg.bind_dn or 'anonymous'} refused: "
+                    f"ldap: bind as {bind_dn or 'anonymous'} refused: "
                     f"{result.get('description')} {result.get('message') or ''}".rstrip()
                 )
         except (LDAPException, OSError) as exc:
@@ -161,22 +167,53 @@ class LdapDirectory:
             if not cookie:
                 return
 
+    def change(self, operation: str, dn: str, values: dict[str, list[str]] | None = None) -> None:
+        """``add``, ``replace`` (each attribute's values) or ``delete`` one entry."""
+        self.operations += 1
+        try:
+            if operation == "add":
+                done = self.conn.add(dn, attributes=values)
+            elif operation == "replace":
+                changes = {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in (values or {}).items()}
+                done = self.conn.modify(dn, changes)
+            else:
+                done = self.conn.delete(dn)
+        except (LDAPException, OSError) as exc:
+            raise DirectoryError(f"ldap: {operation} {dn}: {exc}") from None
+        if not done:
+            result = self.conn.result or {}
+            raise DirectoryError(f"ldap: {operation} {dn} failed: {result.get('description')} "
+                                 f"{result.get('message') or ''}".rstrip())
+
     def close(self) -> None:
         with contextlib.suppress(LDAPException):
             self.conn.unbind()
 
 
-def read_ldap(cfg: LdapConfig) -> Snapshot:
+def read_ldap(cfg: LdapConfig, netgroup_prefix: str | None = None) -> Snapshot:
+    """Projects and hosts; in netgroup mode also the netgroups named with homevol's prefix."""
     directory = LdapDirectory(cfg)
     try:
         projects = list(_projects(directory, cfg))
         hosts = list(_hosts(directory, cfg))
+        netgroups = (tuple(_netgroups(directory, cfg, netgroup_prefix))
+                     if netgroup_prefix is not None else None)
     finally:
         directory.close()
     return Snapshot(
         projects=tuple(projects), hosts=tuple(hosts), source=f"ldap:{cfg.uris[0]}",
-        searches=directory.searches, operations=directory.operations,
+        searches=directory.searches, operations=directory.operations, netgroups=netgroups,
     )
+
+
+def _netgroups(directory: LdapDirectory, cfg: LdapConfig, prefix: str) -> Iterator[RawNetgroup]:
+    filt = f"(&(objectClass=nisNetgroup)(cn={escape_filter_chars(prefix)}*))"
+    attrs = ["cn", "nisNetgroupTriple", "description"]
+    for dn, values in directory.search(cfg.netgroup_base, "one", filt, attrs):
+        rdn = parse_dn(dn, escape=False, strip=True)
+        name = unescape_rdn_value(rdn[0][1]) if rdn and rdn[0][0].lower() == "cn" else ""
+        owned = NETGROUP_MARK in values.get("description", ())
+        yield RawNetgroup(dn, name, tuple(values.get("nisnetgrouptriple", ())), owned)
 
 
 def _projects(directory: LdapDirectory, cfg: LdapConfig) -> Iterator[RawProject]:

@@ -50,6 +50,8 @@ class AppliedState:
     drifted: set[str] = field(default_factory=set)  # owned but hand-edited: rewrite
     blocked: dict[str, str] = field(default_factory=dict)  # project → why homevol cannot write
     findings: list[Finding] = field(default_factory=list)
+    # exports the applier found but does not own (a foreign file, a live export): where → paths
+    foreign: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Applier(Protocol):

@@ -62,6 +62,18 @@ def parse_body(project: str, body: str) -> ExportRule | None:
     return ExportRule(project, joined[0], tuple(clients), options)
 
 
+def exported_paths(text: str) -> tuple[str, ...]:
+    """The paths any exports(5) text exports (the first word of each logical line)."""
+    paths = []
+    for line in text.replace("\\\n", " ").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        path = line[1:].partition('"')[0] if line.startswith('"') else line.split()[0]
+        paths.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path))
+    return tuple(paths)
+
+
 def parse(project: str, text: str) -> tuple[ExportRule | None, bool, bool]:
     """(rule, owned, edited): owned when the header is homevol's, edited when the body no
     longer matches its checksum (the rule is then what the edited body grants, if readable)."""
@@ -100,6 +112,7 @@ class KernelExports:
             rule, owned, edited = (parse(project, text) if project and is_project_name(project)
                                    else (None, False, False))
             if not owned:
+                state.foreign[str(entry)] = exported_paths(text)
                 state.findings.append(Finding(
                     "foreign-exports-file", f"{entry} is not homevol's; left alone",
                     project=project, severity=Severity.WARNING))

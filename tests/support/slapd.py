@@ -21,6 +21,9 @@ ADMIN_DN = f"cn=admin,{SUFFIX}"
 ADMIN_PW = "secret"
 READER_DN = f"cn=homevol,ou=profile,{SUFFIX}"
 READER_PW = "reader-secret"
+WRITER_DN = f"cn=homevol-netgroups,ou=profile,{SUFFIX}"  # may write under ou=netgroup only
+WRITER_PW = "writer-secret"
+NETGROUP_BASE = f"ou=netgroup,{SUFFIX}"
 SCHEMA_DIR = Path("/etc/ldap/schema")
 
 
@@ -87,7 +90,8 @@ olcDbMaxSize: 1073741824
 olcDbIndex: objectClass,cn,member,owner,aRecord,puppetVar eq
 olcSizeLimit: unlimited
 olcAccess: {{0}}to attrs=userPassword by self read by anonymous auth by * none
-olcAccess: {{1}}to * by * read
+olcAccess: {{1}}to dn.subtree="{NETGROUP_BASE}" by dn.exact="{WRITER_DN}" write by * read
+olcAccess: {{2}}to * by * read
 """
 
 
@@ -128,6 +132,13 @@ objectClass: simpleSecurityObject
 cn: homevol
 sn: homevol
 userPassword: {READER_PW}
+
+dn: {WRITER_DN}
+objectClass: person
+objectClass: simpleSecurityObject
+cn: homevol-netgroups
+sn: homevol-netgroups
+userPassword: {WRITER_PW}
 """
 
 
