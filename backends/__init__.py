@@ -11,6 +11,7 @@ from typing import Protocol
 from provisioner.config import Config
 from provisioner.errors import ConfigError
 from provisioner.model import Finding, Volume
+from provisioner.placement import MountPlan
 
 
 class VolumeBackend(Protocol):
@@ -21,8 +22,8 @@ class VolumeBackend(Protocol):
         """Create the volume (or make an existing one active again); idempotent."""
         ...
 
-    def info(self, project: str) -> Volume | None:
-        """The owned volume with its usage, or None when there is none."""
+    def info(self, project: str, usage: bool = True) -> Volume | None:
+        """The owned volume (with its usage unless ``usage=False``), or None when there is none."""
         ...
 
     def list(self) -> tuple[list[Volume], list[Finding]]:
@@ -37,6 +38,10 @@ class VolumeBackend(Protocol):
 
     def purge(self, project: str) -> bool:
         """Delete the volume and its data. False when there was nothing to delete."""
+        ...
+
+    def mount_plan(self, volume: Volume) -> MountPlan | None:
+        """How the volume is mounted at its path (placement), or None when it is a directory."""
         ...
 
 

@@ -103,12 +103,12 @@ class LocalBackend:
         os.rename(staging, path)  # the volume appears whole, stamp included
         return self._volume(project, new_stamp, None)
 
-    def info(self, project: str) -> Volume | None:
+    def info(self, project: str, usage: bool = True) -> Volume | None:
         path = self._dir(project)
         stamp = self._read_stamp(path) if path.is_dir() else None
         if stamp is None or stamp.get("project") != project:
             return None
-        return self._volume(project, stamp, _usage(path))
+        return self._volume(project, stamp, _usage(path) if usage else None)
 
     def list(self) -> tuple[list[Volume], list[Finding]]:
         volumes: list[Volume] = []
@@ -149,6 +149,9 @@ class LocalBackend:
             stamp["state"] = "retired"
             self._write_stamp(path, stamp)
         return self._volume(project, stamp, None)
+
+    def mount_plan(self, volume: Volume) -> None:
+        return None  # the volume is the directory itself: nothing to mount
 
     def purge(self, project: str) -> bool:
         path = self._dir(project)

@@ -7,8 +7,9 @@ is written, except the node_exporter textfile when one is asked for (``write_pro
 
 Extending it:
 - a backend whose volume must be *mounted* at ``<export_base>/<project>`` (CephFS, Gluster)
-  gives its class a ``mount_spec(volume) -> MountSpec`` method; without one a volume is a plain
-  directory at that path (the local backend), and anything mounted over it is drift;
+  returns a ``MountPlan`` from ``mount_plan(volume)`` (provisioner/placement.py); with None a
+  volume is a plain directory at that path (the local backend), and anything mounted over it is
+  drift;
 - a backend with a cheaper usage read than ``info()`` gives its class ``usage(volume) -> int | None``;
 - an exports applier reports what it owns in ``AppliedState.rules`` and what it found but does not
   own in ``AppliedState.foreign``; the checks here only see those two.
@@ -21,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -34,89 +34,12 @@ from .errors import InvalidInput
 from .exports import AppliedState
 from .model import ExportRule, Finding, Inventory, Severity, Volume, VolumeState
 from .names import project_name_problem
+from .placement import MOUNTINFO, MountCheck, check_mount, read_mounts
 from .progress import progress
 from .service import Homevol
 from .sizes import format_size
 
-MOUNTINFO = "/proc/self/mountinfo"
 INFO, WARNING, ERROR = Severity.INFO, Severity.WARNING, Severity.ERROR
-
-
-# ----- mounts ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Mount:
-    """One line of mountinfo: what is mounted where."""
-
-    target: str
-    source: str
-    fstype: str
-    root: str = "/"
-
-
-@dataclass(frozen=True)
-class MountSpec:
-    """What a mounting backend expects at ``<export_base>/<project>``; None fields match anything."""
-
-    source: str | None = None
-    fstype: str | None = None
-
-
-def _unescape(value: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), value)
-
-
-def read_mounts(under: str, path: str = MOUNTINFO) -> dict[str, Mount]:
-    """Mounts at or below ``under``, by mount point (the last one listed is the visible one)."""
-    base = os.path.normpath(under)
-    mounts: dict[str, Mount] = {}
-    try:
-        with open(path) as handle:
-            lines = handle.read().splitlines()
-    except OSError:
-        return mounts
-    for line in lines:
-        left, sep, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if not sep or len(fields) < 5 or len(tail) < 2:
-            continue
-        target = _unescape(fields[4])
-        if target == base or target.startswith(base + "/"):
-            mounts[target] = Mount(target, _unescape(tail[1]), tail[0], _unescape(fields[3]))
-    return mounts
-
-
-@dataclass(frozen=True)
-class MountCheck:
-    state: str  # mounted | not-mounted | wrong-source | wrong-place | mounted-over
-    target: str
-    source: str = ""
-    fstype: str = ""
-    detail: str = ""
-
-
-def check_mount(volume: Volume, target: str, spec: MountSpec | None,
-                mounts: dict[str, Mount]) -> MountCheck:
-    """Is the volume where the export expects it, and is it the right thing?"""
-    here = mounts.get(target)
-    source, fstype = (here.source, here.fstype) if here else ("", "")
-    if os.path.normpath(volume.path) != target:
-        return MountCheck("wrong-place", target, source, fstype,
-                          f"the backend has the volume at {volume.path}, the export needs {target}")
-    if spec is None:  # a directory backend: the volume is the directory itself
-        if not os.path.isdir(target) or os.path.islink(target):
-            return MountCheck("not-mounted", target, detail=f"{target} is not a directory")
-        if here is not None:
-            return MountCheck("mounted-over", target, source, fstype,
-                              f"{fstype} {source} is mounted on {target}, over the volume")
-        return MountCheck("mounted", target)
-    if here is None:
-        return MountCheck("not-mounted", target, detail=f"nothing is mounted on {target}")
-    if (spec.fstype and fstype != spec.fstype) or (spec.source and source != spec.source):
-        want = " ".join(x for x in (spec.fstype, spec.source) if x)
-        return MountCheck("wrong-source", target, source, fstype,
-                          f"{target} has {fstype} {source} mounted, not {want}")
-    return MountCheck("mounted", target, source, fstype)
 
 
 # ----- the report ------------------------------------------------------------------------------
@@ -280,7 +203,6 @@ def run_audit(service: Homevol, project: str | None = None, mountinfo: str = MOU
     by_name = {v.project: v for v in volumes}
     used = _usage(service, [by_name[p] for p in in_scope if p in by_name])
     desired = service.desired(inventory, volumes, set())
-    spec_of = getattr(service.backend, "mount_spec", None)
     volume_paths = {os.path.normpath(v.path): v for v in volumes}
 
     rows: dict[str, ProjectAudit] = {}
@@ -292,7 +214,8 @@ def run_audit(service: Homevol, project: str | None = None, mountinfo: str = MOU
             volume = replace(volume, used_bytes=used.get(name))
             row.volume = volume
             target = os.path.normpath(service.path_of(name))
-            row.mount = check_mount(volume, target, spec_of(volume) if spec_of else None, mounts)
+            plan = service.backend.mount_plan(volume)
+            row.mount = check_mount(volume, target, plan.spec if plan else None, mounts)
         findings += _volume_findings(service, row, inventory)
         findings += _export_findings(service, row, desired.get(name), applied, volume_paths)
         rows[name] = row

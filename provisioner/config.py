@@ -110,6 +110,12 @@ class SyncConfig:
 
 
 @dataclass
+class PlacementConfig:
+    units_dir: str = "/etc/systemd/system"  # where each home's .mount unit is written
+    mount_timeout: float = 30.0  # seconds for a mount or unmount command, and for it to show
+
+
+@dataclass
 class AuditConfig:
     usage_warning: float = 0.9  # `homevol audit` warns when used / size exceeds this share
 
@@ -124,6 +130,7 @@ class Config:
     backend: BackendConfig = field(default_factory=BackendConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
     source_path: str = ""  # where this config was read from (not a setting)
 
     @property
@@ -282,6 +289,10 @@ def _validate(cfg: Config) -> None:
         if not ldap.write_bind_dn or not ldap.write_password_file:
             raise ConfigError("directory.ldap.write_bind_dn",
                               "netgroup mode needs write_bind_dn and write_password_file")
+    if not os.path.isabs(cfg.placement.units_dir):
+        raise ConfigError("placement.units_dir", "must be an absolute path")
+    if cfg.placement.mount_timeout <= 0:
+        raise ConfigError("placement.mount_timeout", "must be positive")
     if cfg.exports.kernel.reload_timeout <= 0:
         raise ConfigError("exports.kernel.reload_timeout", "must be positive")
 

@@ -25,6 +25,7 @@ from .lock import held
 from .model import ExportRule, Finding, Inventory, Volume, VolumeState
 from .names import parse_networks, project_name_problem
 from .netgroup import apply_netgroups, plan_netgroups
+from .placement import Placement, check_mount, read_mounts
 from .plan import Plan, VolumeAction, plan_exports
 from .progress import progress
 from .sizes import format_size, parse_size
@@ -55,6 +56,7 @@ class Homevol:
         self.cfg = cfg
         self.backend = backend or get_backend(cfg)
         self.applier = KernelExports(cfg.exports.kernel)
+        self.placement = Placement(cfg.placement)
 
     # ----- reading -------------------------------------------------------------------------
     def read_directory(self) -> tuple[Snapshot, Inventory]:
@@ -93,6 +95,7 @@ class Homevol:
                 for v in volumes if v.project not in inventory.projects
                 and v.state == VolumeState.ACTIVE and (scope is None or v.project in scope)]
         plan.volumes = [VolumeAction(p, "create", size) for p, size in sorted(creates.items())]
+        plan.volumes += self._placement_repairs(volumes, scope, retires)
         plan.volumes += [VolumeAction(p, "retire") for p in sorted(retires)]
         desired = self.desired(inventory, retired_now, set(creates))
         plan.exports = plan_exports(desired, applied, scope)
@@ -103,6 +106,39 @@ class Homevol:
         plan.exported_clients = sum(len(r.clients) for r in applied.rules.values())
         return plan
 
+    def _placement_repairs(self, volumes: list[Volume], scope: set[str] | None,
+                           retires: set[str]) -> list[VolumeAction]:
+        """Active volumes that are not mounted where the export expects them (mountinfo read once)."""
+        mounts = read_mounts(self.cfg.export_base)
+        repairs = []
+        for volume in volumes:
+            if volume.state != VolumeState.ACTIVE or volume.project in retires \
+                    or (scope is not None and volume.project not in scope):
+                continue
+            mount = self.backend.mount_plan(volume)
+            if mount is None:
+                continue
+            state = check_mount(volume, self.path_of(volume.project), mount.spec, mounts)
+            if state.state != "mounted":
+                repairs.append(VolumeAction(volume.project, "mount", reason=state.detail or state.state))
+        return repairs
+
+    def _place(self, project: str) -> str:
+        volume = self.backend.info(project, usage=False)
+        if volume is None:
+            raise BackendError(f"{project}: the volume vanished")
+        mount = self.backend.mount_plan(volume)
+        if mount is None:
+            return ""
+        return self.placement.ensure(project, volume, self.path_of(project), mount)
+
+    def _unplace(self, project: str) -> str:
+        volume = self.backend.info(project, usage=False)
+        mount = self.backend.mount_plan(volume) if volume is not None else None
+        if volume is None or mount is None:
+            return ""
+        return self.placement.release(volume, self.path_of(project), mount)
+
     # ----- applying ------------------------------------------------------------------------
     def apply(self, plan: Plan, inventory: Inventory, *, adopt: bool = False) -> list[ApplyResult]:
         results: list[ApplyResult] = []
@@ -112,7 +148,11 @@ class Homevol:
                 if action.action == "create":
                     gid = inventory.projects[action.project].gid
                     self.backend.ensure(action.project, action.size_bytes or 0, gid, adopt=adopt)
-                    detail = f"{format_size(action.size_bytes)} on {self.backend.name}"
+                    placed = self._place(action.project)
+                    detail = f"{format_size(action.size_bytes)} on {self.backend.name}" + (
+                        f", {placed}" if placed else "")
+                elif action.action == "mount":
+                    detail = f"{self._place(action.project)} ({action.reason})"
                 else:
                     self.backend.retire(action.project)
                     detail = "data kept"
@@ -140,8 +180,19 @@ class Homevol:
             summary = f"+{len(change.added)} -{len(change.removed)} clients"
             results.append(ApplyResult(result.project, f"export-{result.action}", result.ok,
                                        result.detail or summary))
+            if not result.ok:
+                failed.add(result.project)
         removals = [c for c in plan.netgroups if c.action == "remove"]
         results += apply_netgroups(self.cfg.directory.ldap, removals)
+        for action in plan.volumes:  # unmount only once nothing exports the path any more
+            if action.action != "retire" or action.project in failed:
+                continue
+            try:
+                unplaced = self._unplace(action.project)
+                if unplaced:
+                    results.append(ApplyResult(action.project, "volume-unmount", True, unplaced))
+            except (HomevolError, OSError) as exc:
+                results.append(ApplyResult(action.project, "volume-unmount", False, str(exc)))
         _log_per_project(results)
         return results
 

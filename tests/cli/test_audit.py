@@ -20,8 +20,9 @@ import pytest
 
 from backends.local import LocalBackend
 from provisioner import config as config_mod
-from provisioner.audit import MountSpec, read_mounts, run_audit
+from provisioner.audit import run_audit
 from provisioner.model import Volume
+from provisioner.placement import MountPlan, MountSpec, read_mounts
 from provisioner.service import Homevol
 from tests.conftest import REPO, Result, Workspace, require
 
@@ -299,8 +300,10 @@ def test_something_mounted_over_a_local_volume_is_a_wrong_mount(ws: Workspace) -
 class _MountingBackend(LocalBackend):
     """The local backend, but each volume must be a tmpfs mount from ``fake:/<project>``."""
 
-    def mount_spec(self, volume: Volume) -> MountSpec:
-        return MountSpec(source=f"fake:/{volume.project}", fstype="tmpfs")
+    def mount_plan(self, volume: Volume) -> MountPlan:
+        source = f"fake:/{volume.project}"
+        return MountPlan(MountSpec(source=source, fstype="tmpfs"),
+                         ["mount", "-t", "tmpfs", source, volume.path], source, "tmpfs")
 
 
 def test_a_mounting_backend_reports_not_mounted_and_wrong_source(ws: Workspace, tmp_path: Path) -> None:
