@@ -50,4 +50,12 @@ def get_backend(cfg: Config) -> VolumeBackend:
         from .local import LocalBackend
 
         return LocalBackend(cfg.export_base, cfg.backend.local)
+    if cfg.backend.name == "gluster":
+        from .gluster import GlusterBackend
+
+        return GlusterBackend(cfg.export_base, cfg.state_dir, cfg.backend.gluster)
+    if cfg.backend.name == "cephfs":
+        from .cephfs import CephfsBackend
+
+        return CephfsBackend(cfg.export_base, cfg.state_dir, cfg.backend.cephfs)
     raise ConfigError("backend.name", f"unknown backend {cfg.backend.name!r}")

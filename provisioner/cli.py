@@ -175,10 +175,13 @@ def offboard(ctx: click.Context, project: str, dry_run: bool, as_json: bool) -> 
 @cli.command(epilog=EXIT_CODES)
 @click.argument("project")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--retain-snapshots", is_flag=True,
+              help="Keep the volume's snapshots (cephfs: fs subvolume rm --retain-snapshots).")
 @dry_run_option
 @json_option
 @click.pass_context
-def purge(ctx: click.Context, project: str, yes: bool, dry_run: bool, as_json: bool) -> None:
+def purge(ctx: click.Context, project: str, yes: bool, retain_snapshots: bool, dry_run: bool,
+          as_json: bool) -> None:
     """Delete PROJECT's volume and ALL ITS DATA (after unexporting it).
 
     Asks for confirmation unless --yes. Purging something already gone is a success.
@@ -188,7 +191,8 @@ def purge(ctx: click.Context, project: str, yes: bool, dry_run: bool, as_json: b
         if not sys.stdin.isatty():
             raise click.UsageError("purge deletes data: confirm with --yes when not on a terminal")
         click.confirm(f"Delete the home of {project} and all its data?", abort=True)
-    outcome = _run(service, dry_run, lambda dry: service.purge(project, dry_run=dry))
+    outcome = _run(service, dry_run, lambda dry: service.purge(project, dry_run=dry,
+                                                               retain_snapshots=retain_snapshots))
     _finish(outcome, as_json, dry_run, False)
 
 
@@ -284,6 +288,28 @@ def hook(ctx: click.Context, event: str | None, project: str | None, host: str |
     _finish(outcome, as_json, dry_run, False)
 
 
+@cli.command(epilog=EXIT_CODES)
+@click.argument("project", required=False)
+@json_option
+@click.pass_context
+def verify(ctx: click.Context, project: str | None, as_json: bool) -> None:
+    """Ask the running NFS server what it exports, and compare with the directory.
+
+    Ganesha is asked over DBus (ShowExports, DisplayExport); the kernel server's
+    table is read from exports.kernel.etab. Exits 5 on any difference; read-only.
+    """
+    differences, checked = _service(ctx).verify(project)
+    if as_json:
+        report.print_json({"checked": checked, "differences": [d.to_dict() for d in differences]})
+    else:
+        for diff in differences:
+            parts = [f"+{c}" for c in diff.missing] + [f"-{c}" for c in diff.extra]
+            click.echo(f"DIFF  {diff.project}  {diff.path}  server lacks/has extra: {' '.join(parts)}")
+        click.echo(f"{checked} exports checked, {len(differences)} differ")
+    if differences:
+        sys.exit(ExitCode.DRIFT)
+
+
 @cli.command("list", epilog=EXIT_CODES)
 @click.option("--usage", is_flag=True, help="Measure usage too (walks every volume).")
 @json_option
@@ -345,7 +371,8 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
             return f"{svc.backend.name}: {len(volumes)} volumes under {svc.cfg.export_base}"
 
         def exports_dir() -> str:
-            path = Path(svc.cfg.exports.kernel.directory)
+            path = Path(svc.cfg.exports.ganesha.directory if svc.cfg.exports.server == "ganesha"
+                        else svc.cfg.exports.kernel.directory)
             probe = path
             while not probe.exists():
                 probe = probe.parent
@@ -354,10 +381,13 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
             return f"{path} writable"
 
         def reload_tool() -> str:
-            command = svc.cfg.exports.kernel.reload_command
             missing = svc.applier.missing_tool()
             if missing:
                 raise HomevolError(missing)
+            if svc.cfg.exports.server == "ganesha":
+                ganesha = svc.cfg.exports.ganesha
+                return f"ganesha: {ganesha.mode} ({ganesha.dbus_address or 'system bus'})"
+            command = svc.cfg.exports.kernel.reload_command
             return " ".join(command) if command else "no reload command configured (files only)"
 
         check("directory", directory)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .names import is_netgroup_name, parse_networks
+from .names import is_netgroup_name, parse_ipv4, parse_networks
 from .sizes import parse_size
 
 DEFAULT_PATH = Path("/etc/homevol/config.toml")
@@ -76,6 +76,19 @@ class KernelExportsConfig:
     directory: str = "/etc/exports.d"
     reload_command: list[str] = field(default_factory=lambda: ["exportfs", "-ra"])
     reload_timeout: float = 60.0
+    etab: str = "/var/lib/nfs/etab"  # the table exportfs writes: what `homevol verify` reads
+
+
+@dataclass
+class GaneshaExportsConfig:
+    directory: str = "/etc/ganesha/homevol.d"  # one homevol-<project>.conf per export
+    index: str = "/etc/ganesha/homevol-exports.conf"  # %include this once from ganesha.conf
+    mode: str = "dbus"  # dbus (per-export results) | sighup (fallback; errors not reported)
+    dbus_address: str = ""  # empty: the system bus
+    pid_file: str = "/run/ganesha/ganesha.pid"  # for sighup mode
+    pseudo_base: str = "/export/home"  # NFSv4 pseudo path: <pseudo_base>/<project>
+    export_id_min: int = 100
+    timeout: float = 10.0
 
 
 @dataclass
@@ -87,7 +100,9 @@ class ExportsConfig:
     extra_client_networks: list[str] = field(default_factory=list)
     netgroup_prefix: str = "homevol-"
     max_removal_share: float = 0.25
+    server: str = "kernel"  # kernel (exports.d + exportfs) | ganesha (EXPORT blocks + DBus)
     kernel: KernelExportsConfig = field(default_factory=KernelExportsConfig)
+    ganesha: GaneshaExportsConfig = field(default_factory=GaneshaExportsConfig)
 
 
 @dataclass
@@ -98,10 +113,44 @@ class LocalBackendConfig:
 
 
 @dataclass
+class GlusterBackendConfig:
+    layout: str = "volume"  # volume: a volume per project | directory: a directory per project
+    volume_prefix: str = "home-"  # volume layout: a project's volume is <volume_prefix><project>
+    bricks: list[str] = field(default_factory=list)  # "host:/path"; a volume's brick is <path>/<volume>
+    replica: int = 1  # replica count; the number of bricks must be a multiple of it
+    force: bool = False  # `volume create ... force` (needed for bricks on the root partition)
+    shared_volume: str = "homes"  # directory layout: the one volume holding every project's directory
+    volfile_server: str = ""  # the glusterd that FUSE clients ask; empty: the first brick's host
+    allow_always: list[str] = field(default_factory=list)  # auth.allow addresses besides the clients
+    cli: str = "gluster"  # the gluster CLI
+    glusterd_socket: str = ""  # --glusterd-sock; empty: the CLI's default (/var/run/glusterd.socket)
+    timeout: float = 30.0  # seconds per gluster CLI call (and its --timeout)
+    admin_mount: str = ""  # directory layout: where the shared volume's root is mounted; empty:
+    #                        <state_dir>/gluster/<shared_volume>
+
+
+@dataclass
+class CephfsBackendConfig:
+    conf_file: str = "/etc/ceph/ceph.conf"
+    client_id: str = "homevol"  # cephx identity client.<client_id>, with the caps of docs/cephfs.md
+    keyring: str = ""  # empty: Ceph's own search (the conf file's keyring, /etc/ceph/...)
+    filesystem: str = "cephfs"
+    group: str = "homes"  # the subvolume group holding one subvolume per project
+    mode: str = "2775"
+    uid: int = 0
+    gid: int = -1  # -1: the project's gid from the directory when it has one, else 0
+    connect_timeout: float = 10.0  # seconds to reach the monitors (client_mount_timeout)
+    command_timeout: float = 30.0  # seconds per command (rados_mon_op_timeout, rados_osd_op_timeout)
+    mount_client: str = "fuse"  # fuse (ceph-fuse) | kernel (mount -t ceph)
+
+
+@dataclass
 class BackendConfig:
     name: str = "local"
     default_size: str = "10G"
     local: LocalBackendConfig = field(default_factory=LocalBackendConfig)
+    gluster: GlusterBackendConfig = field(default_factory=GlusterBackendConfig)
+    cephfs: CephfsBackendConfig = field(default_factory=CephfsBackendConfig)
 
 
 @dataclass
@@ -143,7 +192,11 @@ _CHOICES = {
     "directory.ldap.projects_scope": ("one", "sub"),
     "directory.ldap.hosts_scope": ("one", "sub"),
     "exports.clients": ("address", "hostname", "netgroup"),
-    "backend.name": ("local",),
+    "exports.server": ("kernel", "ganesha"),
+    "exports.ganesha.mode": ("dbus", "sighup"),
+    "backend.name": ("local", "gluster", "cephfs"),
+    "backend.cephfs.mount_client": ("fuse", "kernel"),
+    "backend.gluster.layout": ("volume", "directory"),
     "sync.onboard": ("none", "opt-in", "all"),
 }
 
@@ -289,12 +342,88 @@ def _validate(cfg: Config) -> None:
         if not ldap.write_bind_dn or not ldap.write_password_file:
             raise ConfigError("directory.ldap.write_bind_dn",
                               "netgroup mode needs write_bind_dn and write_password_file")
+    ganesha = cfg.exports.ganesha
+    for key in ("directory", "index", "pid_file", "pseudo_base"):
+        if not _SAFE_PATH_RE.fullmatch(getattr(ganesha, key)):
+            raise ConfigError(f"exports.ganesha.{key}",
+                              "an absolute path of letters, digits, '/', '.', '_', '-'")
+    if not 1 <= ganesha.export_id_min <= 65535:
+        raise ConfigError("exports.ganesha.export_id_min", "must be between 1 and 65535")
+    if ganesha.timeout <= 0:
+        raise ConfigError("exports.ganesha.timeout", "must be positive")
     if not os.path.isabs(cfg.placement.units_dir):
         raise ConfigError("placement.units_dir", "must be an absolute path")
     if cfg.placement.mount_timeout <= 0:
         raise ConfigError("placement.mount_timeout", "must be positive")
     if cfg.exports.kernel.reload_timeout <= 0:
         raise ConfigError("exports.kernel.reload_timeout", "must be positive")
+    if cfg.backend.name == "gluster":
+        _validate_gluster(cfg.backend.gluster)
+    if cfg.backend.name == "cephfs":
+        _validate_cephfs(cfg.backend.cephfs)
+
+
+_GLUSTER_NAME_RE = re.compile(r"[A-Za-z0-9_-]*")
+_GLUSTER_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def _validate_gluster(g: GlusterBackendConfig) -> None:
+    key = "backend.gluster."
+    if not _GLUSTER_NAME_RE.fullmatch(g.volume_prefix):
+        raise ConfigError(key + "volume_prefix", "letters, digits, '_' and '-' only")
+    if not g.shared_volume or not _GLUSTER_NAME_RE.fullmatch(g.shared_volume):
+        raise ConfigError(key + "shared_volume", "a volume name: letters, digits, '_' and '-' only")
+    for brick in g.bricks:
+        host, sep, path = brick.partition(":")
+        if not sep or not _GLUSTER_HOST_RE.fullmatch(host) or not _SAFE_PATH_RE.fullmatch(path) \
+                or os.path.normpath(path) == "/":
+            raise ConfigError(key + "bricks", f"{brick!r} is not host:/absolute/path")
+    if g.replica < 1:
+        raise ConfigError(key + "replica", "must be at least 1")
+    if g.bricks and len(g.bricks) % g.replica:
+        raise ConfigError(key + "bricks", f"{len(g.bricks)} bricks is not a multiple of replica {g.replica}")
+    if g.layout == "volume" and not g.bricks:
+        raise ConfigError(key + "bricks", "the volume layout needs at least one brick")
+    if not g.volfile_server and not g.bricks:
+        raise ConfigError(key + "volfile_server", "needed when no bricks are configured")
+    if g.volfile_server and not _GLUSTER_HOST_RE.fullmatch(g.volfile_server):
+        raise ConfigError(key + "volfile_server", f"{g.volfile_server!r} is not a host name or address")
+    for address in g.allow_always:
+        if parse_ipv4(address) is None:
+            raise ConfigError(key + "allow_always", f"{address!r} is not an IPv4 address")
+    if g.timeout <= 0:
+        raise ConfigError(key + "timeout", "must be positive")
+    for name in ("glusterd_socket", "admin_mount"):
+        value = getattr(g, name)
+        if value and not os.path.isabs(value):
+            raise ConfigError(key + name, "must be an absolute path")
+
+
+_CEPH_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _validate_cephfs(c: CephfsBackendConfig) -> None:
+    key = "backend.cephfs."
+    for name in ("client_id", "filesystem", "group"):
+        if not _CEPH_NAME_RE.fullmatch(getattr(c, name)):
+            raise ConfigError(key + name, "letters, digits, '_', '.' and '-' only")
+    for name in ("conf_file", "keyring"):
+        value = getattr(c, name)
+        if (value or name == "conf_file") and not _SAFE_PATH_RE.fullmatch(value):
+            raise ConfigError(key + name, "an absolute path: letters, digits, '/', '.', '_' and '-' only")
+    try:
+        mode = int(c.mode, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise ConfigError(key + "mode", "must be an octal mode such as 2775")
+    if c.uid < 0:
+        raise ConfigError(key + "uid", "must be 0 or more")
+    if c.gid < -1:
+        raise ConfigError(key + "gid", "must be -1 (the project's gid) or a gid")
+    for name in ("connect_timeout", "command_timeout"):
+        if getattr(c, name) <= 0:
+            raise ConfigError(key + name, "must be positive")
 
 
 def load(path: str | None = None, environ: typing.Mapping[str, str] | None = None) -> Config:

@@ -8,7 +8,10 @@ the others; a failure of a whole source (directory, backend listing) stops befor
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
 import logging
+import typing
 from dataclasses import dataclass, field
 
 from backends import VolumeBackend, get_backend
@@ -17,8 +20,9 @@ from . import guards
 from .config import Config
 from .directory import Snapshot, read_snapshot
 from .errors import BackendError, GuardRefused, HomevolError, InvalidInput
-from .exports import ApplyResult, ExportChange
-from .exports.desired import export_rule
+from .exports import Applier, ApplyResult, ExportChange
+from .exports.desired import clients_for, export_rule
+from .exports.ganesha import GaneshaExports
 from .exports.kernel import KernelExports
 from .inventory import build_inventory
 from .lock import held
@@ -55,7 +59,8 @@ class Homevol:
     def __init__(self, cfg: Config, backend: VolumeBackend | None = None) -> None:
         self.cfg = cfg
         self.backend = backend or get_backend(cfg)
-        self.applier = KernelExports(cfg.exports.kernel)
+        self.applier: Applier = (GaneshaExports(cfg.exports.ganesha) if cfg.exports.server == "ganesha"
+                                 else KernelExports(cfg.exports.kernel))
         self.placement = Placement(cfg.placement)
 
     # ----- reading -------------------------------------------------------------------------
@@ -200,6 +205,7 @@ class Homevol:
              creates: dict[str, int], retires: set[str], dry_run: bool, force: bool,
              adopt: bool = False, exempt: set[str] | None = None,
              listing: tuple[list[Volume], list[Finding]] | None = None) -> Outcome:
+        listing = listing or self.backend.list()
         plan = self.build_plan(inventory, scope=scope, creates=creates, retires=retires,
                                listing=listing)
         outcome = Outcome(plan, source=snapshot.source, searches=snapshot.searches,
@@ -211,11 +217,45 @@ class Homevol:
             if not dry_run:
                 raise
             outcome.refused = refusal  # a dry run still shows the plan it would refuse
-        if dry_run or plan.empty:
+        if dry_run:
             return outcome
-        outcome.results = self.apply(plan, inventory, adopt=adopt)
-        outcome.applied = True
+        if not plan.empty:
+            outcome.results = self.apply(plan, inventory, adopt=adopt)
+        created = [Volume(p, self.backend.name, self.path_of(p), size) for p, size in creates.items()]
+        outcome.results += self._backend_clients(inventory, [*listing[0], *created], scope, retires,
+                                                 outcome.results)
+        outcome.applied = bool(outcome.results) or not plan.empty
         return outcome
+
+    # ----- optional backend hook: each volume's client addresses (gluster's auth.allow) ----------
+    def _backend_clients(self, inventory: Inventory, volumes: list[Volume], scope: set[str] | None,
+                         retires: set[str], results: list[ApplyResult]) -> list[ApplyResult]:
+        """Hand a backend that has ``set_clients(project, addresses) -> str | None`` the addresses
+        each in-scope volume is exported to (none when retired or not in the directory). The
+        backend compares with what it has and changes only what differs; one result per change."""
+        setter = getattr(self.backend, "set_clients", None)
+        if setter is None:
+            return []
+        failed = {r.project for r in results if not r.ok}
+        by_address = dataclasses.replace(self.cfg.exports, clients="address")
+        out = []
+        for volume in sorted({v.project: v for v in volumes}.values(), key=lambda v: v.project):
+            project = volume.project
+            if (scope is not None and project not in scope) or project in failed:
+                continue
+            wanted = volume.state == VolumeState.ACTIVE and project not in retires \
+                and project in inventory.projects
+            addresses = list(clients_for(inventory, project, by_address)) if wanted else []
+            try:
+                changed = setter(project, addresses)
+            except (HomevolError, OSError) as exc:
+                out.append(ApplyResult(project, "volume-clients", False, str(exc)))
+                log.error("%s: volume-clients FAILED: %s", project, exc)
+                continue
+            if changed:
+                out.append(ApplyResult(project, "volume-clients", True, changed))
+                log.info("%s: volume-clients (%s)", project, changed)
+        return out
 
     # ----- commands ------------------------------------------------------------------------
     def locked(self) -> contextlib.AbstractContextManager[None]:
@@ -288,17 +328,20 @@ class Homevol:
         if dry_run or plan.empty:
             return outcome
         outcome.results = self.apply(plan, inventory)
+        outcome.results += self._backend_clients(inventory, [existing], {project}, {project},
+                                                 outcome.results)
         outcome.applied = True
         return outcome
 
-    def purge(self, project: str, *, dry_run: bool = False) -> Outcome:
+    def purge(self, project: str, *, dry_run: bool = False, retain_snapshots: bool = False) -> Outcome:
         project = _checked(project)
         outcome = self.offboard(project, dry_run=dry_run)
         outcome.plan.volumes.append(VolumeAction(project, "purge", reason="data deleted"))
         if dry_run or not outcome.ok:
             return outcome
         try:
-            gone = self.backend.purge(project)
+            gone = (_purge_retaining_snapshots(self.backend, project) if retain_snapshots
+                    else self.backend.purge(project))
             outcome.results.append(ApplyResult(project, "volume-purge", True,
                                                "data deleted" if gone else "already gone"))
             log.info("%s: volume purged (%s)", project, "data deleted" if gone else "already gone")
@@ -306,6 +349,30 @@ class Homevol:
             outcome.results.append(ApplyResult(project, "volume-purge", False, str(exc)))
         outcome.applied = True
         return outcome
+
+    def verify(self, project: str | None = None) -> tuple[list[Difference], int]:
+        """Ask the running server what it exports and compare with the directory.
+
+        Returns the differences and the number of exports checked; read-only."""
+        scope = {_checked(project)} if project is not None else None
+        _, inventory = self.read_directory()
+        volumes, _ = self.backend.list()
+        desired = self.desired(inventory, volumes, set())
+        live = self.applier.live()
+        base = self.cfg.export_base.rstrip("/") + "/"
+        paths = {self.path_of(p): p for p in desired}
+        paths.update({path: path[len(base):] for path in live
+                      if path.startswith(base) and path not in paths})
+        differences = []
+        for path, name in sorted(paths.items()):
+            if scope is not None and name not in scope:
+                continue
+            rule = desired.get(name, (None, ""))[0]
+            want, have = set(rule.clients if rule else ()), set(live.get(path, ()))
+            if want != have:
+                differences.append(Difference(name, path, tuple(sorted(want - have)),
+                                              tuple(sorted(have - want))))
+        return differences, len(paths) if scope is None else len(scope)
 
     def resize(self, project: str, size_bytes: int, *, force: bool = False,
                dry_run: bool = False) -> Volume:
@@ -322,6 +389,29 @@ class Homevol:
         log.info("%s: volume resized %s → %s", project, format_size(current.size_bytes),
                  format_size(size_bytes))
         return volume
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Where the running NFS server disagrees with what the directory asks for."""
+
+    project: str
+    path: str
+    missing: tuple[str, ...]  # clients the directory allows that the server refuses
+    extra: tuple[str, ...]  # clients the server admits that the directory does not allow
+
+    def to_dict(self) -> dict[str, object]:
+        return {"project": self.project, "path": self.path, "missing": list(self.missing),
+                "extra": list(self.extra)}
+
+
+
+def _purge_retaining_snapshots(backend: VolumeBackend, project: str) -> bool:
+    """``purge --retain-snapshots``: only for a backend whose ``purge`` takes ``retain_snapshots``."""
+    if "retain_snapshots" not in inspect.signature(backend.purge).parameters:
+        raise BackendError(f"the {backend.name} backend keeps no snapshots; --retain-snapshots "
+                           "does not apply")
+    return bool(typing.cast(typing.Any, backend).purge(project, retain_snapshots=True))
 
 
 def _log_per_project(results: list[ApplyResult]) -> None:

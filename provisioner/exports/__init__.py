@@ -57,6 +57,18 @@ class AppliedState:
 class Applier(Protocol):
     name: str
 
-    def applied(self) -> AppliedState: ...
+    def applied(self) -> AppliedState:
+        """What homevol applied before, read back from what it owns."""
+        ...
 
-    def apply(self, changes: list[ExportChange]) -> list[ApplyResult]: ...
+    def apply(self, changes: list[ExportChange]) -> list[ApplyResult]:
+        """Apply the changes; one result per project."""
+        ...
+
+    def missing_tool(self) -> str | None:
+        """Why this machine cannot apply exports this way, or None."""
+        ...
+
+    def live(self) -> dict[str, tuple[str, ...]]:
+        """Path → clients, as the running NFS server really exports them (for verify)."""
+        ...

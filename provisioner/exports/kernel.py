@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from ..config import KernelExportsConfig
+from ..errors import ApplyError
 from ..fsutil import atomic_write
 from ..model import ExportRule, Finding, Severity
 from ..names import is_project_name
@@ -163,6 +164,19 @@ class KernelExports:
             if r.project in previous else r
             for r in results
         ]
+
+    def live(self) -> dict[str, tuple[str, ...]]:
+        """Path → clients from the export table exportfs keeps (``exports.kernel.etab``)."""
+        table: dict[str, set[str]] = {}
+        try:
+            lines = Path(self.cfg.etab).read_text().splitlines()
+        except OSError as exc:
+            raise ApplyError(f"cannot read the kernel export table {self.cfg.etab}: {exc.strerror}") from None
+        for line in lines:
+            path, _, spec = line.partition("\t")
+            if spec:
+                table.setdefault(path, set()).add(spec.partition("(")[0])
+        return {path: tuple(sorted(clients)) for path, clients in table.items()}
 
     def missing_tool(self) -> str | None:
         """Why the reload command cannot run on this machine, or None."""

@@ -8,7 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import SANDBOX, Workspace, require
+from tests.support import ceph as ceph_support
+from tests.support import gluster as gluster_support
+from tests.support import nfs_stack as nfs_stack_support
 from tests.support import slapd as slapd_support
+from tests.support.ceph import CephCluster
+from tests.support.gluster import Glusterd
+from tests.support.nfs_stack import NfsStack
 from tests.support.slapd import Slapd
 
 
@@ -54,3 +60,46 @@ def onboard_all(ws: Workspace, *projects: str) -> None:
         assert result.code == 0, result.stderr + result.stdout
 
 
+
+
+@pytest.fixture(scope="session")
+def nfs_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NfsStack]:
+    """NFS-Ganesha on the bridge, DBus on a private socket, three client namespaces."""
+    require(nfs_stack_support.available(),
+            "NFS-Ganesha, dbus, libnfs-utils and iproute2 (Debian packages nfs-ganesha, "
+            "nfs-ganesha-vfs, dbus, libnfs-utils, iproute2)")
+    stack = NfsStack(tmp_path_factory.mktemp("nfs"))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def glusterd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Glusterd]:
+    """One glusterd 10.3 per session on 198.18.0.1 (added to lo if missing), stopped by pid."""
+    require(gluster_support.available(),
+            "root, /dev/fuse and GlusterFS (Debian packages glusterfs-server, glusterfs-client, iproute2)")
+    server = Glusterd(tmp_path_factory.mktemp("glusterd"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ceph_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephCluster]:
+    """One single-node Ceph cluster (mon, mgr, memstore OSD, MDS, fs "cephfs") per session,
+    on free loopback ports; homevol's identity client.homevol has the caps of docs/cephfs.md."""
+    require(ceph_support.available(),
+            "root, /dev/fuse, Ceph and its Python bindings (Debian packages ceph-mon ceph-mgr ceph-osd "
+            "ceph-mds ceph-fuse ceph-common python3-rados python3-cephfs uuid-runtime; scripts/test "
+            "links the bindings into the venv)")
+    cluster = CephCluster(tmp_path_factory.mktemp("ceph"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

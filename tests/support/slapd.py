@@ -193,7 +193,7 @@ class Slapd:
         self._client("ldapmodify", ldif=ldif)
 
     def ldapdelete(self, *dns: str) -> None:
-        self._client("ldapdelete", *dns, check=False)  # cleanup: gone already is fine
+        self._client("ldapdelete", "-c", *dns, check=False)  # cleanup: gone already is fine
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
