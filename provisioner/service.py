@@ -113,17 +113,23 @@ class Homevol:
 
     def _placement_repairs(self, volumes: list[Volume], scope: set[str] | None,
                            retires: set[str]) -> list[VolumeAction]:
-        """Active volumes that are not mounted where the export expects them (mountinfo read once)."""
+        """Active volumes not mounted where the export expects them, and retired ones still
+        mounted (an offboard that stopped between unexporting and unmounting); mountinfo is
+        read once."""
         mounts = read_mounts(self.cfg.export_base)
         repairs = []
         for volume in volumes:
-            if volume.state != VolumeState.ACTIVE or volume.project in retires \
-                    or (scope is not None and volume.project not in scope):
+            if volume.project in retires or (scope is not None and volume.project not in scope):
                 continue
             mount = self.backend.mount_plan(volume)
             if mount is None:
                 continue
-            state = check_mount(volume, self.path_of(volume.project), mount.spec, mounts)
+            target = self.path_of(volume.project)
+            if volume.state == VolumeState.RETIRED:
+                if target in mounts:
+                    repairs.append(VolumeAction(volume.project, "unmount", reason="retired, still mounted"))
+                continue
+            state = check_mount(volume, target, mount.spec, mounts)
             if state.state != "mounted":
                 repairs.append(VolumeAction(volume.project, "mount", reason=state.detail or state.state))
         return repairs
@@ -158,6 +164,8 @@ class Homevol:
                         f", {placed}" if placed else "")
                 elif action.action == "mount":
                     detail = f"{self._place(action.project)} ({action.reason})"
+                elif action.action == "unmount":
+                    continue  # after the exports, below
                 else:
                     self.backend.retire(action.project)
                     detail = "data kept"
@@ -190,7 +198,7 @@ class Homevol:
         removals = [c for c in plan.netgroups if c.action == "remove"]
         results += apply_netgroups(self.cfg.directory.ldap, removals)
         for action in plan.volumes:  # unmount only once nothing exports the path any more
-            if action.action != "retire" or action.project in failed:
+            if action.action not in ("retire", "unmount") or action.project in failed:
                 continue
             try:
                 unplaced = self._unplace(action.project)
@@ -319,11 +327,12 @@ class Homevol:
                 source = snapshot.source
             except HomevolError as exc:
                 notes.append(f"{project}: netgroup left for the next sync ({exc})")
-        plan = self.build_plan(inventory, scope={project}, creates={}, retires={project})
+        retired = existing.state == VolumeState.RETIRED  # then only a leftover mount is undone
+        plan = self.build_plan(inventory, scope={project}, creates={},
+                               retires=set() if retired else {project})
         plan.findings = []
         outcome = Outcome(plan, source=source, notes=notes)
-        if existing.state == VolumeState.RETIRED:
-            plan.volumes = []
+        if retired:
             outcome.notes.append(f"{project}: already retired")
         if dry_run or plan.empty:
             return outcome

@@ -106,3 +106,19 @@ def test_a_failing_mount_is_reported_per_project(service: Homevol) -> None:
     failed = [r for r in outcome.results if not r.ok]
     assert failed[0].action == "volume-create" and "false exited 1" in failed[0].detail
     assert [r.action for r in failed] == ["volume-create", "export-add"]  # no export of an unmounted path
+
+
+def test_a_retired_volume_left_mounted_by_a_crash_is_unmounted(service: Homevol) -> None:
+    service.onboard("alpha", None)
+    service.offboard("alpha")
+    volume = service.backend.info("alpha", usage=False)
+    assert volume is not None
+    plan = service.backend.mount_plan(volume)
+    subprocess.run(plan.command, check=True)  # as if offboard had stopped before unmounting
+    outcome = service.offboard("alpha")
+    assert outcome.notes == ["alpha: already retired"]
+    assert [(r.action, r.ok) for r in outcome.results] == [("volume-unmount", True)]
+    subprocess.run(plan.command, check=True)
+    assert [(a.project, a.action) for a in service.sync(dry_run=True).plan.volumes] == [("alpha", "unmount")]
+    assert service.sync().ok
+    assert _target(service) not in read_mounts(service.cfg.export_base)
