@@ -26,6 +26,7 @@ the kernel client (``mount_client = "kernel"``), as the ``MountPlan`` of ``mount
 
 from __future__ import annotations
 
+import configparser
 import errno as errno_mod
 import json
 import math
@@ -36,6 +37,7 @@ from typing import Any
 
 from provisioner.config import CephfsBackendConfig
 from provisioner.errors import BackendError
+from provisioner.exports.ganesha import Fsal
 from provisioner.fsutil import atomic_write
 from provisioner.model import Finding, Severity, Volume, VolumeState
 from provisioner.names import is_project_name
@@ -355,6 +357,23 @@ class CephfsBackend:
             raise
         self._paths.pop(project, None)
         return True
+
+    def ganesha_fsal(self, project: str) -> Fsal:
+        """Ganesha's FSAL_CEPH straight on the subvolume, as homevol's own cephx identity
+        (its caps stop at the group's path); the CEPH block loads the FSAL with the first export."""
+        if not self.cfg.keyring:
+            raise BackendError("backend.cephfs.keyring: FSAL_CEPH needs the identity's keyring file")
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        try:
+            parser.read_string(Path(self.cfg.keyring).read_text())
+            key = parser[f"client.{self.cfg.client_id}"]["key"].strip()
+        except (OSError, KeyError, configparser.Error) as exc:
+            raise BackendError(f"cannot read the key of client.{self.cfg.client_id} from "
+                               f"{self.cfg.keyring}: {exc}") from None
+        block = (("Name", "CEPH"), ("Filesystem", self.cfg.filesystem),
+                 ("User_Id", self.cfg.client_id), ("Secret_Access_Key", key))
+        return Fsal(block, self._subvolume_path(project),
+                    f'CEPH {{ Ceph_Conf = "{self.cfg.conf_file}"; }}\n')
 
     def mount_plan(self, volume: Volume) -> MountPlan:
         path = self._subvolume_path(volume.project)

@@ -89,6 +89,7 @@ class GaneshaExportsConfig:
     pseudo_base: str = "/export/home"  # NFSv4 pseudo path: <pseudo_base>/<project>
     export_id_min: int = 100
     timeout: float = 10.0
+    fsal: str = "vfs"  # vfs: export the mounted home | direct: the backend's own FSAL (CEPH)
 
 
 @dataclass
@@ -194,6 +195,7 @@ _CHOICES = {
     "exports.clients": ("address", "hostname", "netgroup"),
     "exports.server": ("kernel", "ganesha"),
     "exports.ganesha.mode": ("dbus", "sighup"),
+    "exports.ganesha.fsal": ("vfs", "direct"),
     "backend.name": ("local", "gluster", "cephfs"),
     "backend.cephfs.mount_client": ("fuse", "kernel"),
     "backend.gluster.layout": ("volume", "directory"),

@@ -19,7 +19,7 @@ from backends import VolumeBackend, get_backend
 from . import guards
 from .config import Config
 from .directory import Snapshot, read_snapshot
-from .errors import BackendError, GuardRefused, HomevolError, InvalidInput
+from .errors import BackendError, ConfigError, GuardRefused, HomevolError, InvalidInput
 from .exports import Applier, ApplyResult, ExportChange
 from .exports.desired import clients_for, export_rule
 from .exports.ganesha import GaneshaExports
@@ -59,8 +59,14 @@ class Homevol:
     def __init__(self, cfg: Config, backend: VolumeBackend | None = None) -> None:
         self.cfg = cfg
         self.backend = backend or get_backend(cfg)
-        self.applier: Applier = (GaneshaExports(cfg.exports.ganesha) if cfg.exports.server == "ganesha"
-                                 else KernelExports(cfg.exports.kernel))
+        self.applier: Applier = KernelExports(cfg.exports.kernel)
+        if cfg.exports.server == "ganesha":
+            direct = getattr(self.backend, "ganesha_fsal", None)
+            if cfg.exports.ganesha.fsal == "direct" and direct is None:
+                raise ConfigError("exports.ganesha.fsal",
+                                  f"the {self.backend.name} backend has no direct FSAL; use vfs")
+            self.applier = GaneshaExports(cfg.exports.ganesha,
+                                          direct if cfg.exports.ganesha.fsal == "direct" else None)
         self.placement = Placement(cfg.placement)
 
     # ----- reading -------------------------------------------------------------------------

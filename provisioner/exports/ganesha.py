@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import GaneshaExportsConfig
-from ..errors import ApplyError
+from ..errors import ApplyError, HomevolError
 from ..fsutil import atomic_write
 from ..model import ExportRule, Finding
 from ..names import is_project_name
@@ -38,14 +38,13 @@ SUFFIX = ".conf"
 HEADER = "# Managed by homevol: do not edit; the next sync rewrites or removes this file."
 INDEX_HEADER = "# Managed by homevol: the exports it applies, one %include per project."
 MAX_EXPORT_ID = 65535
-_META_RE = re.compile(r"# project=(\S+) export_id=(\d+) options=(\S*) sha256=([0-9a-f]{64})")
+_META_RE = re.compile(
+    r"# project=(\S+) export_id=(\d+) fsal=(\w+) path=(\S+) options=(\S*) sha256=([0-9a-f]{64})")
 _PATH_RE = re.compile(r'^\s*Path\s*=\s*"([^"]*)"\s*;', re.MULTILINE)
 _CLIENTS_RE = re.compile(r"^\s*CLIENT\s*\{\s*Clients\s*=\s*([^;]*);", re.MULTILINE)
 _SQUASH = {"root_squash": "Root_Squash", "no_root_squash": "No_Root_Squash",
            "all_squash": "All_Squash"}
 
-# a FSAL block for one project's volume: {"Name": "VFS"} or CEPH/GLUSTER with their keys
-FsalOf = Callable[[str], dict[str, str]]
 
 
 def file_name(project: str) -> str:
@@ -58,18 +57,38 @@ def _quote(value: str) -> str:
     return f'"{value}"'
 
 
-def render_body(rule: ExportRule, export_id: int, pseudo: str, fsal: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class Fsal:
+    """How Ganesha reaches a project's data: VFS on the mounted home (the default), or a
+    direct FSAL (CEPH, GLUSTER) with its own keys, the path inside that filesystem, and the
+    global block that FSAL needs loaded with the first export (``CEPH { Ceph_Conf = ...; }``)."""
+
+    block: tuple[tuple[str, str], ...] = (("Name", "VFS"),)
+    path: str | None = None  # None: the export's own path (the mounted home)
+    preamble: str = ""
+
+    @property
+    def name(self) -> str:
+        return dict(self.block)["Name"]
+
+
+# the FSAL for one project's volume
+FsalOf = Callable[[str], Fsal]
+
+
+def render_body(rule: ExportRule, export_id: int, pseudo: str, fsal: Fsal) -> str:
     """The EXPORT block: everyone else gets nothing (Access_Type = None at the export level)."""
     options = set(rule.options)
     access = "RO" if "ro" in options else "RW"
     squash = next((_SQUASH[o] for o in rule.options if o in _SQUASH), "Root_Squash")
     sec = next((o.split("=", 1)[1] for o in rule.options if o.startswith("sec=")), "sys")
     fsal_lines = "".join(f"        {key} = {_quote(value) if key != 'Name' else value};\n"
-                         for key, value in fsal.items())
+                         for key, value in fsal.block)
     return (
-        "EXPORT {\n"
+        fsal.preamble
+        + "EXPORT {\n"
         f"    Export_Id = {export_id};\n"
-        f"    Path = {_quote(rule.path)};\n"
+        f"    Path = {_quote(fsal.path or rule.path)};\n"
         f"    Pseudo = {_quote(pseudo)};\n"
         "    Access_Type = None;\n"
         f"    Squash = {squash};\n"
@@ -82,11 +101,11 @@ def render_body(rule: ExportRule, export_id: int, pseudo: str, fsal: dict[str, s
     )
 
 
-def render(rule: ExportRule, export_id: int, pseudo: str, fsal: dict[str, str]) -> str:
+def render(rule: ExportRule, export_id: int, pseudo: str, fsal: Fsal) -> str:
     body = render_body(rule, export_id, pseudo, fsal)
     digest = hashlib.sha256(body.encode()).hexdigest()
-    return (f"{HEADER}\n# project={rule.project} export_id={export_id} "
-            f"options={','.join(rule.options)} sha256={digest}\n{body}")
+    return (f"{HEADER}\n# project={rule.project} export_id={export_id} fsal={fsal.name} "
+            f"path={rule.path} options={','.join(rule.options)} sha256={digest}\n{body}")
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,8 @@ class ManagedExport:
     rule: ExportRule
     export_id: int
     edited: bool
+    fsal: str  # what Ganesha cannot change on a live export: the FSAL and the path in it
+    fs_path: str
 
 
 def parse(project: str, text: str) -> ManagedExport | None:
@@ -107,11 +128,11 @@ def parse(project: str, text: str) -> ManagedExport | None:
     body = lines[2]
     path = _PATH_RE.search(body)
     clients = _CLIENTS_RE.search(body)
-    rule = ExportRule(project, path.group(1) if path else "",
+    rule = ExportRule(project, meta.group(4),
                       tuple(c.strip() for c in clients.group(1).split(",") if c.strip()) if clients else (),
-                      tuple(o for o in meta.group(3).split(",") if o))
-    edited = hashlib.sha256(body.encode()).hexdigest() != meta.group(4) or not (path and clients)
-    return ManagedExport(rule, int(meta.group(2)), edited)
+                      tuple(o for o in meta.group(5).split(",") if o))
+    edited = hashlib.sha256(body.encode()).hexdigest() != meta.group(6) or not (path and clients)
+    return ManagedExport(rule, int(meta.group(2)), edited, meta.group(3), path.group(1) if path else "")
 
 
 class GaneshaExports:
@@ -121,7 +142,7 @@ class GaneshaExports:
         self.cfg = cfg
         self.directory = Path(cfg.directory)
         self.index = Path(cfg.index)
-        self.fsal_of = fsal_of or (lambda project: {"Name": "VFS"})
+        self.fsal_of = fsal_of or (lambda project: Fsal())
         self._seen: dict[str, ManagedExport] | None = None  # what applied() read, for apply()
 
     # ----- reading what is applied ---------------------------------------------------------
@@ -174,7 +195,7 @@ class GaneshaExports:
             for change in changes:
                 try:
                     results.append(self._apply_one(change, managed, taken, server))
-                except (ApplyError, OSError) as exc:
+                except (HomevolError, OSError) as exc:  # a refused call, a FSAL the backend cannot give
                     results.append(ApplyResult(change.project, change.action, False, str(exc)))
             if self.cfg.mode == "sighup" and any(r.ok for r in results):
                 try:
@@ -197,12 +218,14 @@ class GaneshaExports:
             return ApplyResult(project, change.action, True, "export removed")
         export_id = current.export_id if current else self._allocate(taken)
         pseudo = f"{self.cfg.pseudo_base.rstrip('/')}/{project}"
-        atomic_write(path, render(change.after, export_id, pseudo, self.fsal_of(project)), mode=0o600)
+        fsal = self.fsal_of(project)
+        atomic_write(path, render(change.after, export_id, pseudo, fsal), mode=0o600)
         try:
             if current is None:
                 self._write_index()
                 server.add(path, export_id)
-            elif current.rule.path != change.after.path:  # Path cannot change on a live export
+            elif (current.fsal, current.fs_path) != (fsal.name, fsal.path or change.after.path):
+                # Path and FSAL cannot change on a live export
                 server.remove(export_id)
                 server.add(path, export_id)
             else:
@@ -243,9 +266,14 @@ class GaneshaExports:
 
     # ----- asking the server what it really exports ----------------------------------------
     def live(self) -> dict[str, tuple[str, ...]]:
-        """Path → clients, as the running server reports them (DBus ShowExports/DisplayExport)."""
+        """Path → clients, as the running server reports them (DBus ShowExports/DisplayExport).
+
+        An export homevol manages is named by its home's path (by Export_Id, since a direct
+        FSAL's path is inside its filesystem); any other by the path Ganesha reports."""
+        home_of = {m.export_id: m.rule.path for m in self.managed()[0].values()}
         with _Server(self.cfg) as server:
-            return server.exports()
+            return {home_of.get(export_id, path): clients
+                    for export_id, path, clients in server.exports()}
 
 
 class _Server:
@@ -305,14 +333,15 @@ class _Server:
             if "not found" not in str(exc).lower():
                 raise  # removing an export the server does not have is success
 
-    def exports(self) -> dict[str, tuple[str, ...]]:
+    def exports(self) -> list[tuple[int, str, tuple[str, ...]]]:
+        """(Export_Id, path, clients) of every export but the pseudo-fs root."""
         _, listed = self._call("ShowExports")
-        live = {}
+        live = []
         for export_id, path, *_ in listed:
             if export_id == 0:
-                continue  # the pseudo-fs root
-            _, _, _, _, clients = self._call("DisplayExport", "q", (export_id,))[:5]
-            live[path] = tuple(sorted(_plain(c[0]) for c in clients))
+                continue
+            clients = self._call("DisplayExport", "q", (export_id,))[4]
+            live.append((export_id, path, tuple(sorted(_plain(c[0]) for c in clients))))
         return live
 
     def sighup(self) -> None:

@@ -22,9 +22,11 @@ from tests.support.nfs_stack import HOSTS, NfsStack
 CHUNK = 3000  # bytes per file: below the libnfs NFSv4 write limit
 
 
-@pytest.fixture
-def served(workspace: Workspace, ceph_cluster: CephCluster,
+@pytest.fixture(params=["vfs", "direct"])
+def served(request: pytest.FixtureRequest, workspace: Workspace, ceph_cluster: CephCluster,
            nfs_stack: NfsStack) -> Iterator[tuple[Workspace, str]]:
+    """A project with a CephFS home; Ganesha serves it through VFS on the ceph-fuse mount, or
+    straight from CephFS with FSAL_CEPH (``exports.ganesha.fsal = "direct"``)."""
     project = f"nq{uuid.uuid4().hex[:8]}"
     (workspace.root / "inventory.toml").write_text(
         f'[projects.{project}]\n[[hosts]]\nname = "a.x"\naddress = "{HOSTS["hvA"]}"\nproject = "{project}"\n')
@@ -36,7 +38,8 @@ def served(workspace: Workspace, ceph_cluster: CephCluster,
         exports={"server": "ganesha", "extra_client_networks": ["198.18.1.0/24"],
                  "options": ["rw", "no_root_squash", "no_subtree_check", "sec=sys"],
                  "ganesha": {"directory": str(nfs_stack.exports_dir), "index": str(nfs_stack.index),
-                             "dbus_address": nfs_stack.bus, "pid_file": str(nfs_stack.pid_file)}})
+                             "dbus_address": nfs_stack.bus, "pid_file": str(nfs_stack.pid_file),
+                             "fsal": request.param}})
     try:
         yield workspace, project
     finally:
@@ -50,6 +53,13 @@ def test_the_cephfs_quota_holds_through_nfs(served: tuple[Workspace, str], nfs_s
     result = ws.homevol("onboard", project, "--size", "1M")
     assert result.code == 0, result.stderr + result.stdout
     assert nfs_stack.client("hvA", "nfs-ls", nfs_stack.url(f"/export/home/{project}")).returncode == 0
+    denied = nfs_stack.client("hvB", "nfs-ls", nfs_stack.url(f"/export/home/{project}"))
+    assert denied.returncode != 0 and b"NFS4ERR_NOENT" in denied.stderr
+    assert ws.homevol("verify", project).code == 0
+    block = (nfs_stack.exports_dir / f"homevol-{project}.conf").read_text()
+    fsal = ws.settings["exports"]["ganesha"]["fsal"]
+    assert ("Name = CEPH;" in block and 'Path = "/volumes/homes/' in block) if fsal == "direct" \
+        else ("Name = VFS;" in block and f'Path = "{ws.base}/{project}";' in block)
     source = ws.root / "chunk"
     source.write_bytes(b"x" * CHUNK)
     written, refusal = 0, b""

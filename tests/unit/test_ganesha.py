@@ -6,7 +6,7 @@ from pathlib import Path
 
 from provisioner.config import GaneshaExportsConfig
 from provisioner.exports import ExportChange
-from provisioner.exports.ganesha import GaneshaExports, parse, render
+from provisioner.exports.ganesha import Fsal, GaneshaExports, parse, render
 from provisioner.model import ExportRule
 
 RULE = ExportRule("alpha", "/export/home/alpha", ("10.0.0.1", "10.0.0.2"),
@@ -22,7 +22,7 @@ def _applier(tmp_path: Path, **overrides: object) -> GaneshaExports:
 
 
 def test_an_export_block_admits_only_its_clients_and_parses_back() -> None:
-    text = render(RULE, 101, "/export/home/alpha", {"Name": "VFS"})
+    text = render(RULE, 101, "/export/home/alpha", Fsal())
     assert "Access_Type = None;" in text and "Squash = Root_Squash;" in text
     assert "CLIENT { Clients = 10.0.0.1, 10.0.0.2; Access_Type = RW; }" in text
     export = parse("alpha", text)
@@ -57,3 +57,15 @@ def test_values_that_would_break_the_config_syntax_are_refused(tmp_path: Path) -
     bad = ExportRule("alpha", '/export/home/alpha"; Access_Type = RW; x="', ("10.0.0.1",), ("rw",))
     result = applier.apply([ExportChange("alpha", "add", None, bad)])[0]
     assert not result.ok and "cannot be written" in result.detail
+
+
+def test_a_direct_fsal_exports_the_path_inside_its_filesystem() -> None:
+    fsal = Fsal((("Name", "CEPH"), ("Filesystem", "cephfs"), ("User_Id", "homevol"),
+                 ("Secret_Access_Key", "c2VjcmV0")), "/volumes/homes/alpha/uuid",
+                'CEPH { Ceph_Conf = "/etc/ceph/ceph.conf"; }\n')
+    text = render(RULE, 7, "/export/home/alpha", fsal)
+    assert 'Path = "/volumes/homes/alpha/uuid";' in text and "Name = CEPH;" in text
+    assert text.index("CEPH { Ceph_Conf") < text.index("EXPORT {")
+    export = parse("alpha", text)
+    assert export is not None and export.rule == RULE and not export.edited
+    assert (export.fsal, export.fs_path) == ("CEPH", "/volumes/homes/alpha/uuid")
