@@ -38,6 +38,7 @@ import sh
 
 from provisioner.config import GlusterBackendConfig
 from provisioner.errors import BackendError
+from provisioner.exports.ganesha import Fsal
 from provisioner.fsutil import atomic_write
 from provisioner.model import Finding, Severity, Volume, VolumeState
 from provisioner.names import is_project_name
@@ -590,6 +591,16 @@ class GlusterBackend:
             source, what = f"{source}/{project}", f"{what}/{project}"
         return MountPlan(MountSpec(source=source, fstype="fuse.glusterfs"), [*command, volume.path],
                          what=what, fstype="glusterfs", unmount=["umount"])
+
+    def ganesha_fsal(self, project: str) -> Fsal:
+        """Ganesha's FSAL_GLUSTER (gfapi) on the project's volume, or on its directory of the
+        shared volume; the NFS server must be admitted by ``auth.allow`` (a brick host always is,
+        otherwise list it in ``allow_always``)."""
+        self._check(project)
+        volpath = f"/{project}" if self.cfg.layout == "directory" else "/"
+        block = (("Name", "GLUSTER"), ("Hostname", self.server),
+                 ("Volume", self.volume_name(project)), ("Volpath", volpath))
+        return Fsal(block, volpath if self.cfg.layout == "directory" else f"/{self.volume_name(project)}")
 
     # ----- optional hook: the service hands over each project's client addresses --------------
     def set_clients(self, project: str, addresses: Sequence[str]) -> str | None:
