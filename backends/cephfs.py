@@ -280,8 +280,11 @@ class CephfsBackend:
                             used=used if isinstance(used, int) else None)
 
     def usage(self, volume: Volume) -> int | None:
-        """Bytes used (the subvolume's ``ceph.dir.rbytes``, as the mgr reports it)."""
+        """Bytes used (the subvolume's ``ceph.dir.rbytes``, as the mgr reports it). The same
+        answer holds the path, kept for ``mount_plan``: the audit then needs no ``getpath``."""
         data = self.client.json("fs subvolume info", **self._args(volume.project))
+        if isinstance(data, dict) and data.get("path"):
+            self._paths[volume.project] = str(data["path"])
         used = data.get("bytes_used") if isinstance(data, dict) else None
         return used if isinstance(used, int) else None
 

@@ -15,8 +15,8 @@ Then, whole processes timed from spawn to exit after one untimed warm-up, round-
 
 Target: the audit under 5 s (median) on the 2-core machine this project is built on.
 
-Out of scope here: CephFS. There is no CephFS backend yet, so there is no per-volume cost against
-raw libcephfs / mgr calls to measure; that part of the benchmark comes with the backend.
+CephFS: the per-project cost against the raw binding calls is measured by ``audit_cephfs.py``
+(it needs its own Ceph cluster, so it is a separate script).
 
 Usage (from the repository root; needs slapd, ldap-utils and .venv with homevol installed):
 

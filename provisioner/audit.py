@@ -50,6 +50,7 @@ class ProjectAudit:
     in_directory: bool
     volume: Volume | None = None
     mount: MountCheck | None = None
+    mounting: bool = False  # the backend mounts the volume (placement): sync repairs the mount
     export: str = "none"  # exported | missing | drift | blocked | unwanted | none
     export_reason: str = ""
     clients: tuple[str, ...] = ()  # applied
@@ -215,6 +216,7 @@ def run_audit(service: Homevol, project: str | None = None, mountinfo: str = MOU
             row.volume = volume
             target = os.path.normpath(service.path_of(name))
             plan = service.backend.mount_plan(volume)
+            row.mounting = plan is not None
             row.mount = check_mount(volume, target, plan.spec if plan else None, mounts)
         findings += _volume_findings(service, row, inventory)
         findings += _export_findings(service, row, desired.get(name), applied, volume_paths)
@@ -261,10 +263,14 @@ def _volume_findings(service: Homevol, row: ProjectAudit, inventory: Inventory) 
             project=name, severity=WARNING if active else INFO,
             fix=f"homevol offboard {name}" if active else f"homevol purge {name}"))
     mount = row.mount
-    if mount is not None and mount.state == "not-mounted":
+    mounting = row.mounting
+    if mount is not None and mount.state == "not-mounted" and mounting and not active:
+        pass  # a retired volume of a mounting backend is unmounted on purpose (offboard)
+    elif mount is not None and mount.state == "not-mounted":
         out.append(Finding("volume-not-mounted", mount.detail, project=name,
                            severity=ERROR if active else WARNING,
-                           fix=f"manual: mount the volume of {name} on {mount.target}"))
+                           fix=f"homevol sync --project {name}" if mounting else
+                           f"manual: mount the volume of {name} on {mount.target}"))
     elif mount is not None and mount.state != "mounted":
         fix = (f"manual: check what is mounted on {mount.target} and unmount it"
                if mount.state == "mounted-over" else
