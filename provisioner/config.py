@@ -50,6 +50,10 @@ class LdapConfig:
     project_gid_attr: str = "gidNumber"
     project_optin_attr: str = "info"
     project_optin_value: str = "use_volume=home"
+    # where the gid lives for projects made after 2012-04: cn=<groups_prefix><project> (empty: off)
+    groups_base: str = "ou=groups,dc=wikimedia,dc=org"
+    groups_filter: str = "(objectClass=posixGroup)"
+    groups_prefix: str = "project-"
     hosts_base: str = "ou=hosts,dc=wikimedia,dc=org"
     hosts_scope: str = "sub"
     hosts_filter: str = "(objectClass=dNSDomain)"

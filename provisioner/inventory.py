@@ -47,6 +47,7 @@ def build_inventory(
                                     project=entry.name, severity=ERROR))
             continue
         projects[entry.name] = Project(entry.name, entry.dn, entry.gid, entry.wants_home)
+    _drop_shared_gids(projects, findings)
 
     networks = tuple(extra_networks)
     # first pass: judge each host on its own, collect who claims which identity
@@ -121,6 +122,23 @@ def build_inventory(
                              "left alone", host=ng.name) for ng in snapshot.netgroups if not ng.owned]
     return Inventory(projects, dict(hosts), findings, frozenset(conflicted | conflicted_names),
                      netgroups)
+
+
+def _drop_shared_gids(projects: dict[str, Project], findings: list[Finding]) -> None:
+    """A gid held by two projects would let one project's members write the other's home:
+    neither gets it (the home's group is then the configured default) until it is fixed."""
+    holders: dict[int, list[str]] = defaultdict(list)
+    for project in projects.values():
+        if project.gid is not None:
+            holders[project.gid].append(project.name)
+    for gid, names in holders.items():
+        if len(names) < 2:
+            continue
+        for name in names:
+            findings.append(Finding("duplicate-gid", f"gid {gid} is held by {', '.join(sorted(names))}; "
+                                    "not used for any of them", project=name, severity=ERROR))
+            old = projects[name]
+            projects[name] = Project(old.name, old.dn, None, old.wants_home)
 
 
 def _identities(

@@ -15,6 +15,7 @@ import re
 import ssl
 import urllib.parse
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,10 @@ def read_ldap(cfg: LdapConfig, netgroup_prefix: str | None = None) -> Snapshot:
     directory = LdapDirectory(cfg)
     try:
         projects = list(_projects(directory, cfg))
+        if cfg.groups_base:
+            gids = _group_gids(directory, cfg)
+            projects = [p if p.gid is not None or p.name not in gids else replace(p, gid=gids[p.name])
+                        for p in projects]
         hosts = list(_hosts(directory, cfg))
         netgroups = (tuple(_netgroups(directory, cfg, netgroup_prefix))
                      if netgroup_prefix is not None else None)
@@ -204,6 +209,18 @@ def read_ldap(cfg: LdapConfig, netgroup_prefix: str | None = None) -> Snapshot:
         projects=tuple(projects), hosts=tuple(hosts), source=f"ldap:{cfg.uris[0]}",
         searches=directory.searches, operations=directory.operations, netgroups=netgroups,
     )
+
+
+def _group_gids(directory: LdapDirectory, cfg: LdapConfig) -> dict[str, int]:
+    """Project → gid from the project groups (``cn=project-<p>,ou=groups``): one search."""
+    prefix = cfg.groups_prefix.lower()
+    gids = {}
+    for _, values in directory.search(cfg.groups_base, "one", cfg.groups_filter, ["cn", "gidNumber"]):
+        gid = (values.get("gidnumber") or [""])[0].strip()
+        for cn in values.get("cn", ()):
+            if cn.lower().startswith(prefix) and gid.isdigit():
+                gids[cn[len(prefix):]] = int(gid)
+    return gids
 
 
 def _netgroups(directory: LdapDirectory, cfg: LdapConfig, prefix: str) -> Iterator[RawNetgroup]:

@@ -29,7 +29,7 @@ def test_the_audit_reports_the_directorys_oddities(ldap_workspace: Workspace) ->
     onboard_all(ldap_workspace, "alpha", "beta")
     report = _audit(ldap_workspace, "--fail-on-drift", code=5)
     assert report["source"].startswith("ldap:ldap://")
-    assert report["ldap"]["searches"] == 2  # read once, like every other command
+    assert report["ldap"]["searches"] == 3  # read once (projects, groups, hosts), like every command
     seen = _seen(report)
     assert ("address-conflict", "beta", "10.68.2.21", "error") in seen
     assert ("address-conflict", "gamma", "10.68.2.21", "error") in seen

@@ -78,14 +78,14 @@ def test_reading_the_directory_takes_a_constant_number_of_searches(
     finally:
         slapd.ldapdelete(*[f"cn=bulk{i},ou=projects,dc=wikimedia,dc=org" for i in range(60)],
                          *[f"dc=i-bulk{i}.east.wmflabs,ou=hosts,dc=wikimedia,dc=org" for i in range(60)])
-    assert before == after == {"searches": 2, "operations": 3}  # bind + two searches
+    assert before == after == {"searches": 3, "operations": 4}  # bind + projects, groups, hosts
 
 
 def test_paging_keeps_the_search_count_and_reads_every_entry(ldap_workspace: Workspace) -> None:
     onboard_all(ldap_workspace, "alpha", "beta", "delta")
     ldap_workspace.configure(directory={"ldap": {"page_size": 2}})
     plan = _plan(ldap_workspace)
-    assert plan["ldap"]["searches"] == 2
+    assert plan["ldap"]["searches"] == 3
     assert plan["ldap"]["operations"] > 3
     assert {e["project"]: e["clients"] for e in plan["exports"]} == EXPECTED_CLIENTS
 
@@ -207,3 +207,27 @@ def test_a_removed_instance_loses_access_after_sync(ldap_workspace: Workspace, s
     assert result.code == 0, result.stderr
     assert "10.68.1.199" not in ldap_workspace.exports_files()["homevol-alpha.exports"]
     assert result.json["exports"][0]["removed"] == ["10.68.1.199"]
+
+
+def test_the_gid_comes_from_the_project_group_when_the_project_has_none(
+    ldap_workspace: Workspace,
+) -> None:
+    onboard_all(ldap_workspace, "alpha", "beta")
+    assert (ldap_workspace.base / "alpha").stat().st_gid == 61001  # on the 2011 project entry
+    assert (ldap_workspace.base / "beta").stat().st_gid == 61002  # on cn=project-beta,ou=groups
+
+
+def test_a_gid_shared_by_two_projects_is_given_to_neither(
+    ldap_workspace: Workspace, slapd: Slapd
+) -> None:
+    dn = "cn=project-gamma,ou=groups,dc=wikimedia,dc=org"
+    slapd.ldapadd(f"dn: {dn}\nobjectClass: posixGroup\nobjectClass: groupOfNames\ncn: project-gamma\n"
+                  "gidNumber: 61001\nmember: uid=bob,ou=people,dc=wikimedia,dc=org\n")
+    try:
+        findings = _plan(ldap_workspace)["findings"]
+        shared = sorted(f["project"] for f in findings if f["kind"] == "duplicate-gid")
+        assert shared == ["alpha", "gamma"]
+        onboard_all(ldap_workspace, "alpha")
+        assert (ldap_workspace.base / "alpha").stat().st_gid == 0  # not 61001, which gamma holds too
+    finally:
+        slapd.ldapdelete(dn)
