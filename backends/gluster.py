@@ -23,7 +23,6 @@ on exactly the bricks homevol would have chosen) is recognised as homevol's and 
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import shutil
@@ -36,10 +35,10 @@ from pathlib import Path
 
 import sh
 
+from backends.marker import read_stamp, write_stamp
 from provisioner.config import GlusterBackendConfig
 from provisioner.errors import BackendError
 from provisioner.exports.ganesha import Fsal
-from provisioner.fsutil import atomic_write
 from provisioner.model import Finding, Severity, Volume, VolumeState
 from provisioner.names import is_project_name
 from provisioner.placement import MountPlan, MountSpec, read_mounts
@@ -53,7 +52,6 @@ STATE_KEY = "user.homevol.state"  # creating | active | retired
 CREATING = "creating"
 SIZE_KEY = "user.homevol.size"
 SHARED_KEY = "user.homevol.shared"
-STAMP = ".homevol.json"
 _NEW = ".homevol-new-"
 _PURGE = ".homevol-purge-"
 STARTED = 1  # <status> in volume info: 0 created, 1 started, 2 stopped
@@ -370,16 +368,6 @@ class GlusterBackend:
             time.sleep(0.05)
         raise BackendError(f"gluster volume {self.cfg.shared_volume} did not appear at {target}")
 
-    def _read_stamp(self, path: Path) -> dict[str, object] | None:
-        try:
-            data = json.loads((path / STAMP).read_text())
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) and data.get("owner") == "homevol" else None
-
-    def _write_stamp(self, path: Path, stamp: dict[str, object]) -> None:
-        atomic_write(path / STAMP, json.dumps(stamp, sort_keys=True) + "\n", mode=0o644)
-
     def _dir_volume(self, project: str, stamp: dict[str, object], used: int | None) -> Volume:
         size = stamp.get("size_bytes")
         state = VolumeState.RETIRED if stamp.get("state") == "retired" else VolumeState.ACTIVE
@@ -393,7 +381,7 @@ class GlusterBackend:
         path = self._admin_root() / project
         if path.is_symlink():
             raise BackendError(f"{path} is a symbolic link; refusing to touch it")
-        return path, (self._read_stamp(path) if path.is_dir() else None)
+        return path, (read_stamp(path) if path.is_dir() else None)
 
     def _ensure_directory(self, project: str, size_bytes: int, gid: int | None, adopt: bool) -> Volume:
         self._shared(create=True)
@@ -401,7 +389,7 @@ class GlusterBackend:
         path = root / project
         if path.is_symlink():
             raise BackendError(f"{path} is a symbolic link; refusing to touch it")
-        stamp = self._read_stamp(path) if path.exists() else None
+        stamp = read_stamp(path) if path.exists() else None
         if stamp is not None and stamp.get("project") != project:
             raise BackendError(f"{path} is stamped for project {stamp.get('project')!r}")
         if stamp is None and path.exists() and not adopt:
@@ -413,20 +401,20 @@ class GlusterBackend:
             if path.exists():  # adopting a directory that is already there
                 if not path.is_dir():
                     raise BackendError(f"{path} exists and is not a directory")
-                self._write_stamp(path, stamp)
+                write_stamp(path, stamp)
             else:
                 staging = root / f"{_NEW}{project}"
                 shutil.rmtree(staging, ignore_errors=True)  # left by a crash: never held data
                 staging.mkdir(mode=0o700)
                 os.chown(staging, 0, gid if gid is not None else 0)
-                self._write_stamp(staging, stamp)
+                write_stamp(staging, stamp)
                 os.chmod(staging, 0o2775)  # noqa: S103 - a shared home: group-writable, setgid
                 os.rename(staging, path)  # appears whole, stamp included
         size = stamp.get("size_bytes")
         self._limit(self.cfg.shared_volume, f"/{project}", size if isinstance(size, int) else size_bytes)
         if stamp.get("state") != "active":
             stamp["state"] = "active"  # last: the directory is complete
-            self._write_stamp(path, stamp)
+            write_stamp(path, stamp)
         return self._dir_volume(project, stamp, None)
 
     # ----- the VolumeBackend protocol --------------------------------------------------------
@@ -483,7 +471,7 @@ class GlusterBackend:
         for entry in sorted(root.iterdir()):
             if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
                 continue
-            stamp = self._read_stamp(entry)
+            stamp = read_stamp(entry)
             if stamp is None or not is_project_name(entry.name) or stamp.get("project") != entry.name:
                 findings.append(Finding(
                     "unowned-volume", f"{self.cfg.shared_volume}:/{entry.name} is not stamped by "
@@ -509,9 +497,9 @@ class GlusterBackend:
             return self._as_volume(project, self._options[name], used)
         self._limit(self.cfg.shared_volume, f"/{project}", size_bytes, check=False)
         path = self._admin_root() / project
-        stamp = self._read_stamp(path) or {}
+        stamp = read_stamp(path) or {}
         stamp["size_bytes"] = size_bytes
-        self._write_stamp(path, stamp)
+        write_stamp(path, stamp)
         return self._dir_volume(project, stamp, used)
 
     def retire(self, project: str) -> Volume | None:
@@ -532,7 +520,7 @@ class GlusterBackend:
         path, stamp = found[0], found[1]
         if stamp.get("state") != "retired":
             stamp["state"] = "retired"
-            self._write_stamp(path, stamp)
+            write_stamp(path, stamp)
         return self._dir_volume(project, stamp, None)
 
     def purge(self, project: str) -> bool:
@@ -565,7 +553,7 @@ class GlusterBackend:
         leftovers = sorted(root.glob(f"{_PURGE}{project}-*"))
         found = path.exists()
         if found:
-            stamp = self._read_stamp(path)
+            stamp = read_stamp(path)
             if stamp is None or stamp.get("project") != project:
                 raise BackendError(f"{self.cfg.shared_volume}:/{project} is not homevol's; "
                                    "refusing to delete it")

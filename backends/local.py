@@ -9,20 +9,18 @@ or a filesystem with project quotas managed outside homevol, where a hard limit 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from pathlib import Path
 
+from backends.marker import STAMP, read_stamp, write_stamp
 from provisioner.config import LocalBackendConfig
 from provisioner.errors import BackendError
-from provisioner.fsutil import atomic_write
 from provisioner.model import Finding, Severity, Volume, VolumeState
 from provisioner.names import is_project_name
 from provisioner.sizes import format_size
 
-STAMP = ".homevol.json"
 _NEW = ".homevol-new-"
 _PURGE = ".homevol-purge-"
 
@@ -53,26 +51,16 @@ class LocalBackend:
             raise BackendError(f"{path} is a symbolic link; refusing to touch it")
         return path
 
-    def _read_stamp(self, path: Path) -> dict[str, object] | None:
-        try:
-            data = json.loads((path / STAMP).read_text())
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) and data.get("owner") == "homevol" else None
-
     def _volume(self, project: str, stamp: dict[str, object], used: int | None) -> Volume:
         size = stamp.get("size_bytes")
         state = VolumeState.RETIRED if stamp.get("state") == "retired" else VolumeState.ACTIVE
         return Volume(project, self.name, str(self.base / project),
                       size if isinstance(size, int) else None, used, state)
 
-    def _write_stamp(self, path: Path, stamp: dict[str, object]) -> None:
-        atomic_write(path / STAMP, json.dumps(stamp, sort_keys=True) + "\n", mode=0o644)
-
     def ensure(self, project: str, size_bytes: int, gid: int | None = None,
                adopt: bool = False) -> Volume:
         path = self._dir(project)
-        stamp = self._read_stamp(path) if path.exists() else None
+        stamp = read_stamp(path) if path.exists() else None
         if stamp is not None and stamp.get("project") != project:
             raise BackendError(f"{path} is stamped for project {stamp.get('project')!r}")
         if stamp is None and path.exists() and not adopt:
@@ -80,7 +68,7 @@ class LocalBackend:
         if stamp is not None:
             if stamp.get("state") != "active":
                 stamp["state"] = "active"
-                self._write_stamp(path, stamp)
+                write_stamp(path, stamp)
             return self._volume(project, stamp, None)
         new_stamp: dict[str, object] = {
             "owner": "homevol", "project": project, "size_bytes": size_bytes,
@@ -89,7 +77,7 @@ class LocalBackend:
         if path.exists():  # adopting a directory that is already there
             if not path.is_dir():
                 raise BackendError(f"{path} exists and is not a directory")
-            self._write_stamp(path, new_stamp)
+            write_stamp(path, new_stamp)
             return self._volume(project, new_stamp, None)
         self.base.mkdir(parents=True, exist_ok=True)
         staging = self.base / f"{_NEW}{project}"
@@ -97,7 +85,7 @@ class LocalBackend:
         staging.mkdir(mode=0o700)
         group = self.cfg.gid if self.cfg.gid >= 0 else (gid if gid is not None else 0)
         os.chown(staging, self.cfg.uid, group)
-        self._write_stamp(staging, new_stamp)
+        write_stamp(staging, new_stamp)
         os.chown(staging / STAMP, 0, 0)
         os.chmod(staging, int(self.cfg.mode, 8))
         os.rename(staging, path)  # the volume appears whole, stamp included
@@ -105,7 +93,7 @@ class LocalBackend:
 
     def info(self, project: str, usage: bool = True) -> Volume | None:
         path = self._dir(project)
-        stamp = self._read_stamp(path) if path.is_dir() else None
+        stamp = read_stamp(path) if path.is_dir() else None
         if stamp is None or stamp.get("project") != project:
             return None
         return self._volume(project, stamp, _usage(path) if usage else None)
@@ -118,7 +106,7 @@ class LocalBackend:
         for entry in sorted(self.base.iterdir()):
             if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
                 continue
-            stamp = self._read_stamp(entry)
+            stamp = read_stamp(entry)
             if stamp is None or not is_project_name(entry.name) or stamp.get("project") != entry.name:
                 findings.append(Finding("unowned-volume", f"{entry} is not stamped by homevol; "
                                         "left alone (onboard --adopt to take it over)",
@@ -129,7 +117,7 @@ class LocalBackend:
 
     def resize(self, project: str, size_bytes: int, force: bool = False) -> Volume:
         path = self._dir(project)
-        stamp = self._read_stamp(path) if path.is_dir() else None
+        stamp = read_stamp(path) if path.is_dir() else None
         if stamp is None:
             raise BackendError(f"{project}: no volume owned by homevol")
         used = _usage(path)
@@ -137,17 +125,17 @@ class LocalBackend:
             raise BackendError(f"{project}: {format_size(size_bytes)} is below current usage "
                                f"({format_size(used)}); use --force to record it anyway")
         stamp["size_bytes"] = size_bytes
-        self._write_stamp(path, stamp)
+        write_stamp(path, stamp)
         return self._volume(project, stamp, used)
 
     def retire(self, project: str) -> Volume | None:
         path = self._dir(project)
-        stamp = self._read_stamp(path) if path.is_dir() else None
+        stamp = read_stamp(path) if path.is_dir() else None
         if stamp is None:
             return None
         if stamp.get("state") != "retired":
             stamp["state"] = "retired"
-            self._write_stamp(path, stamp)
+            write_stamp(path, stamp)
         return self._volume(project, stamp, None)
 
     def mount_plan(self, volume: Volume) -> None:
@@ -158,7 +146,7 @@ class LocalBackend:
         leftovers = sorted(self.base.glob(f"{_PURGE}{project}-*")) if self.base.is_dir() else []
         found = path.exists()
         if found:
-            stamp = self._read_stamp(path)
+            stamp = read_stamp(path)
             if stamp is None or stamp.get("project") != project:
                 raise BackendError(f"{path} is not homevol's; refusing to delete it")
             doomed = self.base / f"{_PURGE}{project}-{time.time_ns()}"
