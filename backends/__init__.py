@@ -2,32 +2,49 @@
 
 Every backend stamps ownership on the volume itself (a marker, subvolume metadata, a volume
 option), so ``list`` can tell homevol's volumes from anyone else's without a side database.
+
+What a backend can do beyond the core is declared in ``capabilities`` and checked by the caller
+(and by mypy: every method is on the protocol), never probed with ``getattr``.
 """
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from provisioner.config import Config
-from provisioner.errors import ConfigError
+from provisioner.errors import BackendError, ConfigError
+from provisioner.exports.ganesha import Fsal
 from provisioner.model import Finding, Volume
 from provisioner.placement import MountPlan
 
 
+class Capability(enum.StrEnum):
+    """An optional feature of a backend."""
+
+    USAGE = "usage"  # usage(volume) is cheaper than info(project) (a quota read, not a tree walk)
+    CLIENT_ACL = "client-acl"  # the volume keeps its own client list (Gluster's auth.allow)
+    DIRECT_FSAL = "direct-fsal"  # Ganesha can export the volume through the backend's own FSAL
+    RETAIN_SNAPSHOTS = "retain-snapshots"  # purge can keep the volume's snapshots
+
+
 class VolumeBackend(Protocol):
     name: str
+    capabilities: frozenset[Capability]
 
     def ensure(self, project: str, size_bytes: int, gid: int | None = None,
                adopt: bool = False) -> Volume:
-        """Create the volume (or make an existing one active again); idempotent."""
+        """Create the volume, finish a half-made one, or make a retired one active; idempotent."""
         ...
 
     def info(self, project: str, usage: bool = True) -> Volume | None:
-        """The owned volume (with its usage unless ``usage=False``), or None when there is none."""
+        """The owned volume (any state; with its usage unless ``usage=False``), or None."""
         ...
 
-    def list(self) -> tuple[list[Volume], list[Finding]]:
-        """Owned volumes (without usage), and findings about volumes that are not homevol's."""
+    def list(self, scope: Collection[str] | None = None) -> tuple[list[Volume], list[Finding]]:
+        """Owned volumes in any state (without usage), and findings about volumes that are not
+        homevol's; only the projects in ``scope`` when one is given."""
         ...
 
     def resize(self, project: str, size_bytes: int, force: bool = False) -> Volume: ...
@@ -36,13 +53,60 @@ class VolumeBackend(Protocol):
         """Mark the volume retired (it will be unexported); data is kept. None if absent."""
         ...
 
-    def purge(self, project: str) -> bool:
+    def purge(self, project: str, retain_snapshots: bool = False) -> bool:
         """Delete the volume and its data. False when there was nothing to delete."""
         ...
 
     def mount_plan(self, volume: Volume) -> MountPlan | None:
         """How the volume is mounted at its path (placement), or None when it is a directory."""
         ...
+
+    def usage(self, volume: Volume) -> int | None:
+        """Bytes used (``Capability.USAGE`` says when this is cheap)."""
+        ...
+
+    def acl_for(self, addresses: Sequence[str]) -> str:
+        """``Capability.CLIENT_ACL``: the value the volume's client list should have for these
+        export clients (pure: no I/O); compared with ``Volume.acl`` by the plan."""
+        ...
+
+    def set_acl(self, project: str, value: str) -> None:
+        """``Capability.CLIENT_ACL``: set the volume's client list."""
+        ...
+
+    def ganesha_fsal(self, project: str) -> Fsal:
+        """``Capability.DIRECT_FSAL``: the FSAL block Ganesha exports the volume through."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (the Ceph handle); the backend is not used afterwards."""
+        ...
+
+
+class BackendBase:
+    """What a backend without an optional capability answers; real backends inherit it."""
+
+    name = "?"
+    capabilities: frozenset[Capability] = frozenset()
+
+    def info(self, project: str, usage: bool = True) -> Volume | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def usage(self, volume: Volume) -> int | None:
+        current = self.info(volume.project, usage=True)
+        return current.used_bytes if current else None
+
+    def acl_for(self, addresses: Sequence[str]) -> str:
+        raise BackendError(f"the {self.name} backend keeps no client list")
+
+    def set_acl(self, project: str, value: str) -> None:
+        raise BackendError(f"the {self.name} backend keeps no client list")
+
+    def ganesha_fsal(self, project: str) -> Fsal:
+        raise BackendError(f"the {self.name} backend has no direct FSAL; use exports.ganesha.fsal = vfs")
+
+    def close(self) -> None:
+        return None
 
 
 def get_backend(cfg: Config) -> VolumeBackend:

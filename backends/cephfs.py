@@ -32,9 +32,11 @@ import json
 import math
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from backends import BackendBase, Capability
 from provisioner.config import CephfsBackendConfig
 from provisioner.errors import BackendError
 from provisioner.exports.ganesha import Fsal
@@ -173,8 +175,9 @@ def v1_mon_addrs(mon_host: str) -> list[str]:
     return addrs
 
 
-class CephfsBackend:
+class CephfsBackend(BackendBase):
     name = "cephfs"
+    capabilities = frozenset({Capability.USAGE, Capability.DIRECT_FSAL, Capability.RETAIN_SNAPSHOTS})
 
     def __init__(self, export_base: str, state_dir: str, cfg: CephfsBackendConfig,
                  client: CephClient | None = None) -> None:
@@ -288,7 +291,7 @@ class CephfsBackend:
         used = data.get("bytes_used") if isinstance(data, dict) else None
         return used if isinstance(used, int) else None
 
-    def list(self) -> tuple[list[Volume], list[Finding]]:
+    def list(self, scope: Collection[str] | None = None) -> tuple[list[Volume], list[Finding]]:
         volumes: list[Volume] = []
         findings: list[Finding] = []
         try:
@@ -299,7 +302,8 @@ class CephfsBackend:
                 return volumes, findings
             raise
         where = f"cephfs {self.cfg.filesystem}:{self.cfg.group}"
-        for name in sorted(str(e.get("name", "")) for e in entries if isinstance(e, dict)):
+        names = sorted(str(e.get("name", "")) for e in entries if isinstance(e, dict))
+        for name in names if scope is None else [n for n in names if n in scope]:
             project = name if is_project_name(name) else None
             meta = self._metadata(name) if project else None
             if project and meta is None:  # removed with --retain-snapshots: only snapshots left

@@ -29,12 +29,13 @@ import shutil
 import socket
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import sh
 
+from backends import BackendBase, Capability
 from backends.marker import read_stamp, write_stamp
 from provisioner.config import GlusterBackendConfig
 from provisioner.errors import BackendError
@@ -191,7 +192,7 @@ def _is_local_address(host: str) -> bool:
         return False
 
 
-class GlusterBackend:
+class GlusterBackend(BackendBase):
     name = "gluster"
 
     def __init__(self, export_base: str, state_dir: str, cfg: GlusterBackendConfig) -> None:
@@ -202,6 +203,9 @@ class GlusterBackend:
         self.admin = Path(cfg.admin_mount or f"{state_dir.rstrip('/')}/gluster/{cfg.shared_volume}")
         self._options: dict[str, dict[str, str]] = {}  # volume → options, as last read
         self._shared_ready = False
+        self.capabilities = frozenset(
+            {Capability.USAGE, Capability.DIRECT_FSAL}
+            | ({Capability.CLIENT_ACL} if cfg.layout == "volume" else set()))
 
     # ----- shared helpers --------------------------------------------------------------------
     def _check(self, project: str) -> None:
@@ -279,7 +283,7 @@ class GlusterBackend:
         size = options.get(SIZE_KEY, "")
         state = VolumeState.RETIRED if options.get(STATE_KEY) == "retired" else VolumeState.ACTIVE
         return Volume(project, self.name, self._path(project),
-                      int(size) if size.isdigit() else None, used, state)
+                      int(size) if size.isdigit() else None, used, state, options.get("auth.allow"))
 
     def _ensure_volume(self, project: str, size_bytes: int, adopt: bool) -> Volume:
         """Create (or finish, or re-activate) the project's volume. A new volume is stamped
@@ -447,11 +451,14 @@ class GlusterBackend:
             used = quota.used if quota else None
         return self._dir_volume(project, found[1], used)
 
-    def list(self) -> tuple[list[Volume], list[Finding]]:
+    def list(self, scope: Collection[str] | None = None) -> tuple[list[Volume], list[Finding]]:
         volumes: list[Volume] = []
         findings: list[Finding] = []
         if self.cfg.layout == "volume":
-            for info in parse_volume_info(self.cli.run("volume", "info", "all")):
+            infos = parse_volume_info(self.cli.run("volume", "info", "all")) if scope is None else \
+                [i for i in (self._volume_info(self.volume_name(p)) for p in sorted(scope)
+                             if is_project_name(p)) if i is not None]
+            for info in infos:
                 self._options[info.name] = info.options
                 if not info.name.startswith(self.cfg.volume_prefix):
                     continue
@@ -468,7 +475,9 @@ class GlusterBackend:
         if self._shared(create=False) is None:
             return volumes, findings
         root = self._admin_root()
-        for entry in sorted(root.iterdir()):
+        entries = sorted(root.iterdir()) if scope is None else \
+            [root / p for p in sorted(scope) if is_project_name(p) and (root / p).exists()]
+        for entry in entries:
             if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
                 continue
             stamp = read_stamp(entry)
@@ -523,9 +532,11 @@ class GlusterBackend:
             write_stamp(path, stamp)
         return self._dir_volume(project, stamp, None)
 
-    def purge(self, project: str) -> bool:
+    def purge(self, project: str, retain_snapshots: bool = False) -> bool:
         """Delete the volume (or directory) and its data; False when there was nothing."""
         self._check(project)
+        if retain_snapshots:
+            raise BackendError("the gluster backend keeps no snapshots; --retain-snapshots does not apply")
         if self.cfg.layout == "volume":
             name = self.volume_name(project)
             info = self._volume_info(name)
@@ -590,25 +601,21 @@ class GlusterBackend:
                  ("Volume", self.volume_name(project)), ("Volpath", volpath))
         return Fsal(block, volpath if self.cfg.layout == "directory" else f"/{self.volume_name(project)}")
 
-    # ----- optional hook: the service hands over each project's client addresses --------------
-    def set_clients(self, project: str, addresses: Sequence[str]) -> str | None:
-        """Volume layout: make ``auth.allow`` the project's addresses (plus ``allow_always``), or
-        ``NONE``. Says what changed, or None when nothing did. The directory layout has one
-        volume for every project, so it has no per-project ``auth.allow``: nothing to do."""
+    def usage(self, volume: Volume) -> int | None:
+        """Bytes used, from the quota on the volume's root (or the project's directory)."""
+        name = self.volume_name(volume.project)
+        quota = self._quota(name, "/" if self.cfg.layout == "volume" else f"/{volume.project}")
+        return quota.used if quota else None
+
+    # ----- Capability.CLIENT_ACL (volume layout): auth.allow ------------------------------------
+    def acl_for(self, addresses: Sequence[str]) -> str:
+        """The project's addresses (plus ``allow_always``), or ``NONE``; never ``*``."""
         if self.cfg.layout != "volume":
-            return None
+            return super().acl_for(addresses)
+        return auth_allow_value(addresses, self.cfg.allow_always)
+
+    def set_acl(self, project: str, value: str) -> None:
+        if self.cfg.layout != "volume":
+            super().set_acl(project, value)
         self._check(project)
-        name = self.volume_name(project)
-        options = self._options.get(name)
-        if options is None:
-            info = self._volume_info(name)
-            if info is None:
-                return None
-            options = info.options
-        if options.get(OWNER_KEY) != project:
-            return None
-        want = auth_allow_value(addresses, self.cfg.allow_always)
-        if options.get("auth.allow") == want:
-            return None
-        self._set(name, "auth.allow", want)
-        return f"auth.allow {want}"
+        self._set(self.volume_name(project), "auth.allow", value)

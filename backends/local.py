@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Collection
 from pathlib import Path
 
+from backends import BackendBase
 from backends.marker import STAMP, read_stamp, write_stamp
 from provisioner.config import LocalBackendConfig
 from provisioner.errors import BackendError
@@ -36,7 +38,7 @@ def _usage(path: Path) -> int:
     return total
 
 
-class LocalBackend:
+class LocalBackend(BackendBase):
     name = "local"
 
     def __init__(self, base: str, cfg: LocalBackendConfig) -> None:
@@ -98,12 +100,14 @@ class LocalBackend:
             return None
         return self._volume(project, stamp, _usage(path) if usage else None)
 
-    def list(self) -> tuple[list[Volume], list[Finding]]:
+    def list(self, scope: Collection[str] | None = None) -> tuple[list[Volume], list[Finding]]:
         volumes: list[Volume] = []
         findings: list[Finding] = []
         if not self.base.is_dir():
             return volumes, findings
-        for entry in sorted(self.base.iterdir()):
+        entries = sorted(self.base.iterdir()) if scope is None else \
+            [self.base / p for p in sorted(scope) if is_project_name(p) and (self.base / p).exists()]
+        for entry in entries:
             if entry.name.startswith(".") or entry.is_symlink() or not entry.is_dir():
                 continue
             stamp = read_stamp(entry)
@@ -141,7 +145,9 @@ class LocalBackend:
     def mount_plan(self, volume: Volume) -> None:
         return None  # the volume is the directory itself: nothing to mount
 
-    def purge(self, project: str) -> bool:
+    def purge(self, project: str, retain_snapshots: bool = False) -> bool:
+        if retain_snapshots:
+            raise BackendError("the local backend keeps no snapshots; --retain-snapshots does not apply")
         path = self._dir(project)
         leftovers = sorted(self.base.glob(f"{_PURGE}{project}-*")) if self.base.is_dir() else []
         found = path.exists()

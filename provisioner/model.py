@@ -102,6 +102,13 @@ class Inventory:
 
 
 class VolumeState(enum.StrEnum):
+    """A volume's lifecycle, as stamped on the volume itself (see provisioner/stamp.py).
+
+    ``creating``: made but not finished (a crash can leave it so); never exported, finished by
+    the next onboard or sync. ``active``: exported to the project's clients. ``retired``: data
+    kept, not exported, not mounted."""
+
+    CREATING = "creating"
     ACTIVE = "active"
     RETIRED = "retired"
 
@@ -116,6 +123,9 @@ class Volume:
     size_bytes: int | None
     used_bytes: int | None = None
     state: VolumeState = VolumeState.ACTIVE
+    # the client list the volume itself keeps (Gluster's auth.allow), as read; None: the backend
+    # keeps none (see backends.Capability.CLIENT_ACL)
+    acl: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -144,3 +154,8 @@ class ExportRule:
             "clients": list(self.clients),
             "options": list(self.options),
         }
+
+
+def home_path(export_base: str, project: str) -> str:
+    """Where a project's home is, on the NFS server: ``<export_base>/<project>`` (the one rule)."""
+    return f"{export_base.rstrip('/')}/{project}"
