@@ -23,6 +23,7 @@ from provisioner.placement import MountPlan
 class Capability(enum.StrEnum):
     """An optional feature of a backend."""
 
+    MOUNTS = "mounts"  # the volume lives elsewhere and is mounted at its home (placement)
     USAGE = "usage"  # usage(volume) is cheaper than info(project) (a quota read, not a tree walk)
     CLIENT_ACL = "client-acl"  # the volume keeps its own client list (Gluster's auth.allow)
     DIRECT_FSAL = "direct-fsal"  # Ganesha can export the volume through the backend's own FSAL
@@ -32,6 +33,7 @@ class Capability(enum.StrEnum):
 class VolumeBackend(Protocol):
     name: str
     capabilities: frozenset[Capability]
+    acl_name: str  # what the volume's own client list is called (Gluster: "auth.allow")
 
     def ensure(self, project: str, size_bytes: int, gid: int | None = None,
                adopt: bool = False) -> Volume:
@@ -88,6 +90,7 @@ class BackendBase:
 
     name = "?"
     capabilities: frozenset[Capability] = frozenset()
+    acl_name = "client list"
 
     def info(self, project: str, usage: bool = True) -> Volume | None:  # pragma: no cover
         raise NotImplementedError

@@ -177,7 +177,8 @@ def v1_mon_addrs(mon_host: str) -> list[str]:
 
 class CephfsBackend(BackendBase):
     name = "cephfs"
-    capabilities = frozenset({Capability.USAGE, Capability.DIRECT_FSAL, Capability.RETAIN_SNAPSHOTS})
+    capabilities = frozenset({Capability.MOUNTS, Capability.USAGE, Capability.DIRECT_FSAL,
+                              Capability.RETAIN_SNAPSHOTS})
 
     def __init__(self, export_base: str, state_dir: str, cfg: CephfsBackendConfig,
                  client: CephClient | None = None) -> None:

@@ -194,6 +194,7 @@ def _is_local_address(host: str) -> bool:
 
 class GlusterBackend(BackendBase):
     name = "gluster"
+    acl_name = "auth.allow"
 
     def __init__(self, export_base: str, state_dir: str, cfg: GlusterBackendConfig) -> None:
         self.export_base = export_base.rstrip("/")
@@ -204,7 +205,7 @@ class GlusterBackend(BackendBase):
         self._options: dict[str, dict[str, str]] = {}  # volume → options, as last read
         self._shared_ready = False
         self.capabilities = frozenset(
-            {Capability.USAGE, Capability.DIRECT_FSAL}
+            {Capability.MOUNTS, Capability.USAGE, Capability.DIRECT_FSAL}
             | ({Capability.CLIENT_ACL} if cfg.layout == "volume" else set()))
 
     # ----- shared helpers --------------------------------------------------------------------
