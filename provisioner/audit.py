@@ -1,48 +1,54 @@
-"""``homevol audit``: project → volume → mount → export, and every kind of drift between them.
+"""``homevol audit``: the plan a sync would make, rendered as findings, with the facts around it.
 
-Read-only. Each source is read once: the directory (snapshot + inventory), the backend's list of
-owned volumes (then one usage read per volume), the mounts under the export base
-(``/proc/self/mountinfo``) and what the exports applier applied. Nothing is locked and nothing
-is written, except the node_exporter textfile when one is asked for (``write_prometheus``).
-
-Extending it:
-- a backend whose volume must be *mounted* at ``<export_base>/<project>`` (CephFS, Gluster)
-  returns a ``MountPlan`` from ``mount_plan(volume)`` (provisioner/placement.py); with None a
-  volume is a plain directory at that path (the local backend), and anything mounted over it is
-  drift;
-- a backend with a cheaper usage read than ``info()`` gives its class ``usage(volume) -> int | None``;
-- an exports applier reports what it owns in ``AppliedState.rules`` and what it found but does not
-  own in ``AppliedState.foreign``; the checks here only see those two.
+Read-only and one judge, not two: the audit observes the same world as ``sync`` (the directory,
+the backend's volumes with their usage, the mounts, the applied exports) and asks
+``make_plan`` what a sync would change. Every step of that plan becomes a finding
+(``STEP_FINDINGS`` says which kinds each step kind yields), and the facts that no sync changes
+(an orphaned volume, usage above the threshold, a foreign exports file, the directory's own
+findings) are added with the fix an operator would apply. Nothing is locked or written, except
+the node_exporter textfile when one is asked for (``audit_output``).
 
 The finding kinds, their severities and fixes are documented in docs/audit.md.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
-import time
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import click
-
 from .errors import InvalidInput
-from .exports import AppliedState
-from .model import ExportRule, Finding, Inventory, Severity, Volume, VolumeState
+from .exports import AppliedState, ExportAction, ExportChange
+from .model import Finding, Inventory, Severity, Volume, VolumeState, home_path
 from .names import project_name_problem
-from .placement import MOUNTINFO, MountCheck, check_mount, read_mounts
-from .progress import progress
+from .netgroup import NetgroupChange
+from .placement import MOUNTINFO, MountCheck, MountState
+from .plan import Command, Intent, Onboard, Plan, Policy, Step, VolumeAction, make_plan
 from .service import Homevol
 from .sizes import format_size
+from .world import Scope, World, observe
 
 INFO, WARNING, ERROR = Severity.INFO, Severity.WARNING, Severity.ERROR
 
+# the finding kinds each plan step kind of a sync yields (tests/unit/test_audit_coverage.py)
+STEP_FINDINGS: dict[str, frozenset[str]] = {
+    Step.CREATE: frozenset({"project-without-volume"}),
+    Step.FINISH: frozenset({"volume-half-created"}),
+    Step.MOUNT: frozenset({"volume-not-mounted", "volume-wrong-mount"}),
+    Step.UNIT: frozenset({"mount-unit-drift"}),
+    Step.CLIENTS: frozenset({"volume-clients-drift"}),
+    Step.UNMOUNT: frozenset({"retired-volume-mounted"}),
+    ExportAction.ADD: frozenset({"export-missing"}),
+    ExportAction.UPDATE: frozenset({"clients-missing", "clients-extra", "export-options-drift",
+                                    "export-for-unowned-path", "hand-edited-exports-file"}),
+    ExportAction.REMOVE: frozenset({"export-of-retired-volume", "export-for-unowned-path",
+                                    "clients-extra"}),
+    "netgroup": frozenset({"netgroup-drift"}),
+}
+# steps only a named command makes (onboard P, offboard P, purge P, resize P): never a sync's
+COMMAND_ONLY_STEPS = frozenset({Step.ACTIVATE, Step.RESIZE, Step.RETIRE, Step.PURGE})
 
-# ----- the report ------------------------------------------------------------------------------
 
 @dataclass
 class ProjectAudit:
@@ -79,7 +85,7 @@ class ProjectAudit:
             "size_bytes": v.size_bytes if v else None,
             "used_bytes": v.used_bytes if v else None,
             "used_percent": self.used_percent,
-            "mount": m.state if m else None,
+            "mount": str(m.state) if m else None,
             "mount_source": (m.source or None) if m else None,
             "mount_fstype": (m.fstype or None) if m else None,
             "export": self.export,
@@ -139,6 +145,231 @@ class AuditReport:
         }
 
 
+# ----- building it -----------------------------------------------------------------------------
+
+def run_audit(service: Homevol, project: str | None = None, mountinfo: str = MOUNTINFO) -> AuditReport:
+    if project is not None:
+        problem = project_name_problem(project)
+        if problem:
+            raise InvalidInput(f"invalid project name: {problem}")
+    scope = Scope() if project is None else Scope.of([project])
+    world = observe(service.cfg, service.backend, service.applier, scope, usage=True,
+                    mountinfo=mountinfo)
+    policy = service.policy()
+    plan = make_plan(world, Intent(Command.SYNC), policy)
+    assert world.inventory is not None
+    known = set(world.inventory.projects) | set(world.volumes) | set(world.applied.rules) \
+        | set(world.applied.blocked)
+    if project is not None and project not in known:
+        raise InvalidInput(f"{project}: not a project in the directory ({world.source}), "
+                           "and homevol has no volume or export for it")
+    return render(world, plan, policy, sorted(p for p in known if scope.covers(p)),
+                  service.cfg.audit.usage_warning, service.backend.name, service.applier.name, project)
+
+
+def render(world: World, plan: Plan, policy: Policy, names: list[str], usage_warning: float,
+           backend: str, applier: str, project: str | None = None) -> AuditReport:
+    """The report: one row per project, the plan's steps and the facts as findings (pure)."""
+    inventory = world.inventory
+    assert inventory is not None
+    rows = {name: _row(world, plan, policy, name) for name in names}
+    findings = [_with_fix(f, inventory) for f in plan.findings
+                if project is None or f.project == project]
+    findings += [f for name in names for f in _facts(world, rows[name], policy, usage_warning)]
+    findings += [f for step in plan.volumes for f in step_findings(step, world)]
+    findings += [f for change in plan.exports for f in export_findings(change, world, policy)]
+    findings += [f for change in plan.netgroups for f in netgroup_findings(change)]
+    findings += _foreign_findings(world.applied, world.volumes, project)
+    findings.sort(key=_order)
+    for finding in findings:
+        if finding.project in rows:
+            rows[finding.project].findings.append(finding)
+    return AuditReport(world.source, world.searches, world.operations, backend, applier,
+                       policy.export_base, usage_warning, list(rows.values()), findings, project)
+
+
+def _row(world: World, plan: Plan, policy: Policy, name: str) -> ProjectAudit:
+    inventory = world.inventory
+    row = ProjectAudit(name, inventory is not None and name in inventory.projects,
+                       world.volumes.get(name), mounting=policy.mounts)
+    placed = world.placed.get(name)
+    row.mount = placed.check if placed is not None else None
+    have = world.applied.rules.get(name)
+    change = next((c for c in plan.exports if c.project == name), None)
+    row.clients = have.clients if have else ()
+    row.expected = change.after.clients if change is not None and change.after else ()
+    row.export, row.export_reason = _export_state(row, change)
+    return row
+
+
+_EXPORT_STATE = {ExportAction.ADD: "missing", ExportAction.UPDATE: "drift",
+                 ExportAction.REMOVE: "unwanted", ExportAction.UNCHANGED: "exported",
+                 ExportAction.BLOCKED: "blocked"}
+
+
+def _export_state(row: ProjectAudit, change: ExportChange | None) -> tuple[str, str]:
+    if change is not None:
+        return _EXPORT_STATE[change.action], change.reason
+    volume = row.volume
+    if volume is None:
+        return "none", "no volume"
+    if volume.state != VolumeState.ACTIVE:
+        return "none", f"volume {volume.state}"
+    return "none", "project not in the directory" if not row.in_directory else \
+        "no clients in the directory"
+
+
+# ----- each plan step, as the drift it repairs -------------------------------------------------
+
+def _sync(project: str) -> str:
+    return f"homevol sync --project {project}"
+
+
+def step_findings(step: VolumeAction, world: World) -> list[Finding]:
+    """What a sync's volume-side step repairs, said as a finding (STEP_FINDINGS)."""
+    p = step.project
+    placed = world.placed.get(p)
+    if step.action is Step.CREATE:
+        return [Finding("project-without-volume", f"project {p} has no home volume (sync would "
+                        "create it)", project=p, fix=_sync(p))]
+    if step.action is Step.FINISH:
+        return [Finding("volume-half-created", f"the volume of {p} was left half-made by an "
+                        "interrupted create; not exported until it is finished", project=p, fix=_sync(p))]
+    half_made = p in world.volumes and world.volumes[p].state == VolumeState.CREATING
+    if step.action is Step.MOUNT and placed is not None and not half_made:  # else FINISH says it
+        kind = "volume-not-mounted" if placed.check.state == MountState.NOT_MOUNTED \
+            else "volume-wrong-mount"
+        return [Finding(kind, placed.check.detail, project=p, severity=ERROR, fix=_sync(p))]
+    if step.action is Step.UNIT:
+        return [Finding("mount-unit-drift", f"the .mount unit of {p}'s home is {step.reason}; "
+                        "the home would not come back after a reboot", project=p, fix=_sync(p))]
+    if step.action is Step.CLIENTS:
+        return [Finding("volume-clients-drift", f"{step.reason} (the directory's clients)",
+                        project=p, fix=_sync(p))]
+    if step.action is Step.UNMOUNT:
+        return [Finding("retired-volume-mounted", f"the home of {p} is {step.reason}", project=p,
+                        fix=f"homevol offboard {p}")]
+    return []
+
+
+def export_findings(change: ExportChange, world: World, policy: Policy) -> list[Finding]:
+    p, fix = change.project, _sync(change.project)
+    have, want = change.before, change.after
+    volume = world.volumes.get(p)
+    if change.action == ExportAction.ADD and want is not None and volume is not None \
+            and volume.state == VolumeState.ACTIVE:
+        return [Finding("export-missing", f"{home_path(policy.export_base, p)} is not exported; "
+                        f"{len(want.clients)} clients expected", project=p, severity=ERROR, fix=fix)]
+    if have is None or change.action not in (ExportAction.UPDATE, ExportAction.REMOVE):
+        return []
+    if volume is None or os.path.normpath(have.path or "/") != os.path.normpath(volume.path):
+        return [Finding("export-for-unowned-path", f"the export of {p} names {have.path or '(no path)'}"
+                        f", which is not {p}'s homevol volume", project=p, severity=ERROR, fix=fix)]
+    if volume.state == VolumeState.RETIRED:
+        return [Finding("export-of-retired-volume", f"{have.path} is still exported to "
+                        f"{len(have.clients)} clients although the volume is retired", project=p,
+                        severity=ERROR, fix=fix)]
+    return _client_findings(change, fix)
+
+
+def _client_findings(change: ExportChange, fix: str) -> list[Finding]:
+    p, have, want = change.project, change.before, change.after
+    assert have is not None
+    out = []
+    missing = [c for c in want.clients if c not in set(have.clients)] if want else []
+    extra = [c for c in have.clients if c not in set(want.clients if want else ())]
+    if missing:
+        out.append(Finding("clients-missing", f"not exported to {', '.join(missing)} (in the "
+                           "directory)", project=p, fix=fix))
+    if extra:
+        reason = f" ({change.reason})" if want is None and change.reason else ""
+        out.append(Finding("clients-extra", f"exported to {', '.join(extra)}, not in the "
+                           f"directory{reason}", project=p, severity=ERROR, fix=fix))
+    if want is not None and have.options != want.options:
+        out.append(Finding("export-options-drift", f"options {','.join(have.options)} differ from "
+                           f"the configured {','.join(want.options)}", project=p, fix=fix))
+    return out  # a hand edit with the same content: the applier's hand-edited finding says it
+
+
+def netgroup_findings(change: NetgroupChange) -> list[Finding]:
+    if change.action == "blocked":
+        return []  # the directory's foreign-netgroup finding says it
+    delta = " ".join([f"+{t}" for t in change.added] + [f"-{t}" for t in change.removed])
+    return [Finding("netgroup-drift", f"netgroup {change.name} would be {change.action}d"
+                    + (f": {delta}" if delta else ""), project=change.project, fix=_sync(change.project))]
+
+
+# ----- facts: what no sync changes -------------------------------------------------------------
+
+def _facts(world: World, row: ProjectAudit, policy: Policy, usage_warning: float) -> list[Finding]:
+    name, volume = row.project, row.volume
+    inventory = world.inventory
+    assert inventory is not None
+    if volume is None:
+        wanted = policy.onboard is not Onboard.NONE and name in inventory.projects \
+            and (policy.onboard is Onboard.ALL or inventory.projects[name].wants_home)
+        if row.in_directory and not wanted:
+            return [Finding("project-without-volume", f"project {name} has no home volume",
+                            project=name, severity=INFO, fix=f"homevol onboard {name}")]
+        return []
+    out = _mount_facts(row) + _usage_facts(volume, usage_warning)
+    if not row.in_directory and inventory.projects and volume.state == VolumeState.RETIRED:
+        out.append(Finding("volume-without-project", f"{volume.path}: project {name} is not in the "
+                           "directory; data kept (volume retired)", project=name, severity=INFO,
+                           fix=f"homevol purge {name}"))
+    return out
+
+
+def _mount_facts(row: ProjectAudit) -> list[Finding]:
+    """A directory volume (local) is not mounted by homevol: what is wrong there is manual."""
+    mount, volume, name = row.mount, row.volume, row.project
+    if mount is None or volume is None or row.mounting or mount.state == MountState.MOUNTED:
+        return []
+    active = volume.state == VolumeState.ACTIVE
+    if mount.state == MountState.NOT_MOUNTED:
+        return [Finding("volume-not-mounted", mount.detail, project=name,
+                        severity=ERROR if active else WARNING,
+                        fix=f"manual: mount the volume of {name} on {mount.target}")]
+    fix = (f"manual: check what is mounted on {mount.target} and unmount it"
+           if mount.state == MountState.MOUNTED_OVER else
+           f"manual: mount the volume of {name} on {mount.target} (and only there)")
+    return [Finding("volume-wrong-mount", mount.detail, project=name, severity=ERROR, fix=fix)]
+
+
+def _usage_facts(volume: Volume, usage_warning: float) -> list[Finding]:
+    if volume.used_bytes is None or not volume.size_bytes:
+        return []
+    share = volume.used_bytes / volume.size_bytes
+    if share <= usage_warning:
+        return []
+    grow = format_size(max(volume.size_bytes, volume.used_bytes) * 2)
+    return [Finding("usage-above-threshold",
+                    f"{format_size(volume.used_bytes)} used of {format_size(volume.size_bytes)} "
+                    f"({share:.0%} > {usage_warning:.0%})", project=volume.project,
+                    severity=ERROR if share >= 1 else WARNING, fix=f"homevol resize {volume.project} {grow}")]
+
+
+def _foreign_findings(applied: AppliedState, volumes: dict[str, Volume],
+                      project: str | None) -> list[Finding]:
+    paths = {os.path.normpath(v.path): v for v in volumes.values()}
+    out = []
+    for where, exported in sorted(applied.foreign.items()):
+        for path in exported:
+            owner = paths.get(os.path.normpath(path))
+            if project is not None and (owner is None or owner.project != project):
+                continue
+            if owner is None:
+                out.append(Finding("export-for-unowned-path", f"{where} exports {path}, which is not "
+                                   "a homevol volume", severity=WARNING,
+                                   fix=f"manual: move {where} out of the managed exports directory"))
+            else:
+                out.append(Finding("foreign-export-of-volume",
+                                   f"{where} exports {path}, the home of {owner.project}, outside "
+                                   "homevol's control", project=owner.project, severity=ERROR,
+                                   fix=f"manual: remove {path} from {where}"))
+    return out
+
+
 # ----- fixes for the kinds other modules report ------------------------------------------------
 
 _MANUAL = {
@@ -155,6 +386,9 @@ _MANUAL = {
     "foreign-exports-file": "manual: move the file out of the exports directory or rename it "
                             "(homevol never touches it)",
     "hand-edited-exports-file": "homevol sync --project {project}",
+    "volume-without-project": "homevol offboard {project}",
+    "duplicate-gid": "manual: give each project its own gid in the directory",
+    "foreign-netgroup": "manual: rename or remove the netgroup {host} (it has homevol's prefix)",
 }
 
 
@@ -170,313 +404,8 @@ def _with_fix(finding: Finding, inventory: Inventory) -> Finding:
     return replace(finding, fix=fix.format(project=finding.project or "", host=finding.host or ""))
 
 
-# ----- building it -----------------------------------------------------------------------------
-
-def _usage(service: Homevol, volumes: list[Volume]) -> dict[str, int | None]:
-    cheap = getattr(service.backend, "usage", None)
-    used: dict[str, int | None] = {}
-    for volume in progress(volumes, "usage"):
-        if cheap is not None:
-            used[volume.project] = cheap(volume)
-        else:
-            current = service.backend.info(volume.project)
-            used[volume.project] = current.used_bytes if current else None
-    return used
-
-
-def run_audit(service: Homevol, project: str | None = None, mountinfo: str = MOUNTINFO) -> AuditReport:
-    if project is not None:
-        problem = project_name_problem(project)
-        if problem:
-            raise InvalidInput(f"invalid project name: {problem}")
-    cfg = service.cfg
-    snapshot, inventory = service.read_directory()
-    volumes, backend_findings = service.backend.list()
-    applied = service.applier.applied()
-    mounts = read_mounts(cfg.export_base, mountinfo)
-
-    known = set(inventory.projects) | {v.project for v in volumes} | set(applied.rules) \
-        | set(applied.blocked)
-    if project is not None and project not in known:
-        raise InvalidInput(f"{project}: not a project in the directory ({snapshot.source}), "
-                           "and homevol has no volume or export for it")
-    in_scope = sorted(known) if project is None else [project]
-    by_name = {v.project: v for v in volumes}
-    used = _usage(service, [by_name[p] for p in in_scope if p in by_name])
-    desired = service.desired(inventory, volumes, set())
-    volume_paths = {os.path.normpath(v.path): v for v in volumes}
-
-    rows: dict[str, ProjectAudit] = {}
-    findings: list[Finding] = []
-    for name in in_scope:
-        row = ProjectAudit(name, name in inventory.projects)
-        volume = by_name.get(name)
-        if volume is not None:
-            volume = replace(volume, used_bytes=used.get(name))
-            row.volume = volume
-            target = os.path.normpath(service.path_of(name))
-            plan = service.backend.mount_plan(volume)
-            row.mounting = plan is not None
-            row.mount = check_mount(volume, target, plan.spec if plan else None, mounts)
-        findings += _volume_findings(service, row, inventory)
-        findings += _export_findings(service, row, desired.get(name), applied, volume_paths)
-        rows[name] = row
-    findings += [_with_fix(f, inventory)
-                 for f in (*inventory.findings, *backend_findings, *applied.findings)
-                 if project is None or f.project == project]
-    findings += _foreign_findings(applied, volume_paths, project)
-    findings.sort(key=_order)
-    for finding in findings:
-        if finding.project in rows:
-            rows[finding.project].findings.append(finding)
-    return AuditReport(snapshot.source, snapshot.searches, snapshot.operations,
-                       service.backend.name, getattr(service.applier, "name", "?"), cfg.export_base,
-                       cfg.audit.usage_warning, list(rows.values()), findings, project)
-
-
 _RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 
 
 def _order(finding: Finding) -> tuple[str, int, str, str]:
     return (finding.project or "", _RANK[finding.severity], finding.kind, finding.host or "")
-
-
-def _volume_findings(service: Homevol, row: ProjectAudit, inventory: Inventory) -> list[Finding]:
-    name, volume, cfg = row.project, row.volume, service.cfg
-    out: list[Finding] = []
-    if volume is None:
-        if row.in_directory:
-            policy = cfg.sync.onboard
-            wanted = policy == "all" or (policy == "opt-in" and inventory.projects[name].wants_home)
-            out.append(Finding(
-                "project-without-volume",
-                f"project {name} has no home volume" + (" (sync would create it)" if wanted else ""),
-                project=name, severity=WARNING if wanted else INFO,
-                fix=f"homevol sync --project {name}" if wanted else f"homevol onboard {name}"))
-        return out
-    active = volume.state == VolumeState.ACTIVE
-    if not row.in_directory and inventory.projects:
-        out.append(Finding(
-            "volume-without-project",
-            f"{volume.path}: project {name} is not in the directory; data kept"
-            + ("" if active else " (volume retired)"),
-            project=name, severity=WARNING if active else INFO,
-            fix=f"homevol offboard {name}" if active else f"homevol purge {name}"))
-    mount = row.mount
-    mounting = row.mounting
-    if mount is not None and mount.state == "not-mounted" and mounting and not active:
-        pass  # a retired volume of a mounting backend is unmounted on purpose (offboard)
-    elif mount is not None and mount.state == "not-mounted":
-        out.append(Finding("volume-not-mounted", mount.detail, project=name,
-                           severity=ERROR if active else WARNING,
-                           fix=f"homevol sync --project {name}" if mounting else
-                           f"manual: mount the volume of {name} on {mount.target}"))
-    elif mount is not None and mount.state != "mounted":
-        fix = (f"manual: check what is mounted on {mount.target} and unmount it"
-               if mount.state == "mounted-over" else
-               f"manual: mount the volume of {name} on {mount.target} (and only there)")
-        out.append(Finding("volume-wrong-mount", mount.detail, project=name, severity=ERROR, fix=fix))
-    share = (volume.used_bytes / volume.size_bytes
-             if volume.used_bytes is not None and volume.size_bytes else None)
-    if share is not None and share > cfg.audit.usage_warning:
-        grow = format_size(max(volume.size_bytes or 0, volume.used_bytes or 0) * 2)
-        out.append(Finding(
-            "usage-above-threshold",
-            f"{format_size(volume.used_bytes)} used of {format_size(volume.size_bytes)} "
-            f"({share:.0%} > {cfg.audit.usage_warning:.0%})", project=name,
-            severity=ERROR if share >= 1 else WARNING, fix=f"homevol resize {name} {grow}"))
-    return out
-
-
-def _export_findings(service: Homevol, row: ProjectAudit,
-                     wanted: tuple[ExportRule | None, str] | None, applied: AppliedState,
-                     volume_paths: dict[str, Volume]) -> list[Finding]:
-    name, volume = row.project, row.volume
-    rule, why = wanted if wanted is not None else (None, "")
-    have = applied.rules.get(name)
-    fix = f"homevol sync --project {name}"
-    out: list[Finding] = []
-    row.clients = have.clients if have else ()
-    row.expected = rule.clients if rule else ()
-    if name in applied.blocked:
-        row.export, row.export_reason = "blocked", applied.blocked[name]
-        return out  # the foreign-exports-file finding says what to do
-    if volume is not None and volume.state == VolumeState.RETIRED:
-        why = "volume retired"
-    elif volume is None:
-        why = "no volume"
-    if have is None:
-        if rule is None:
-            row.export, row.export_reason = "none", why
-        else:
-            row.export = "missing"
-            out.append(Finding("export-missing", f"{service.path_of(name)} is not exported; "
-                               f"{len(rule.clients)} clients expected", project=name,
-                               severity=ERROR, fix=fix))
-        return out
-    owned_path = volume_paths.get(os.path.normpath(have.path)) if have.path else None
-    if owned_path is None or owned_path.project != name:
-        row.export, row.export_reason = "unwanted", "path not a homevol volume of this project"
-        out.append(Finding("export-for-unowned-path",
-                           f"the export of {name} names {have.path or '(no path)'}, which is not "
-                           f"{name}'s homevol volume", project=name, severity=ERROR, fix=fix))
-        return out
-    if volume is not None and volume.state == VolumeState.RETIRED:
-        row.export, row.export_reason = "unwanted", why
-        out.append(Finding("export-of-retired-volume",
-                           f"{have.path} is still exported to {len(have.clients)} clients although "
-                           "the volume is retired", project=name, severity=ERROR, fix=fix))
-        return out
-    want = set(rule.clients) if rule else set()
-    missing = [c for c in rule.clients if c not in set(have.clients)] if rule else []
-    extra = [c for c in have.clients if c not in want]
-    if missing:
-        out.append(Finding("clients-missing", f"not exported to {', '.join(missing)} (in the "
-                           "directory)", project=name, severity=WARNING, fix=fix))
-    if extra:
-        reason = f" ({why})" if rule is None and why else ""
-        out.append(Finding("clients-extra", f"exported to {', '.join(extra)}, not in the "
-                           f"directory{reason}", project=name, severity=ERROR, fix=fix))
-    if rule is not None and have.options != rule.options:
-        out.append(Finding("export-options-drift", f"options {','.join(have.options)} differ from "
-                           f"the configured {','.join(rule.options)}", project=name,
-                           severity=WARNING, fix=fix))
-    drifted = bool(out) or name in applied.drifted
-    row.export = "drift" if drifted else "exported"
-    if rule is None:
-        row.export, row.export_reason = "unwanted", why
-    return out
-
-
-def _foreign_findings(applied: AppliedState, volume_paths: dict[str, Volume],
-                      project: str | None) -> list[Finding]:
-    out = []
-    for where, paths in sorted(applied.foreign.items()):
-        for path in paths:
-            owner = volume_paths.get(os.path.normpath(path))
-            if project is not None and (owner is None or owner.project != project):
-                continue
-            if owner is None:
-                out.append(Finding("export-for-unowned-path", f"{where} exports {path}, which is not "
-                                   "a homevol volume", severity=WARNING,
-                                   fix=f"manual: move {where} out of the managed exports directory"))
-            else:
-                out.append(Finding("foreign-export-of-volume",
-                                   f"{where} exports {path}, the home of {owner.project}, outside "
-                                   "homevol's control", project=owner.project, severity=ERROR,
-                                   fix=f"manual: remove {path} from {where}"))
-    return out
-
-
-# ----- output ----------------------------------------------------------------------------------
-
-CSV_COLUMNS = ["project", "in_directory", "volume", "backend", "path", "size_bytes", "used_bytes",
-               "used_percent", "mount", "export", "export_reason", "clients", "expected_clients",
-               "errors", "warnings", "infos", "kinds"]
-
-
-def to_csv(report: AuditReport) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in report.projects:
-        data = row.to_dict()
-        counts = row.counts()
-        data.update(errors=counts["error"], warnings=counts["warning"], infos=counts["info"],
-                    kinds=";".join(sorted({f.kind for f in row.findings})))
-        writer.writerow(["" if data[c] is None else data[c] for c in CSV_COLUMNS])
-    return out.getvalue()
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def to_prometheus(report: AuditReport, now: float | None = None) -> str:
-    lines: list[str] = []
-
-    def metric(name: str, help_text: str, samples: Iterable[tuple[dict[str, str], float]]) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} gauge")
-        for labels, value in samples:
-            text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-            number = str(int(value)) if float(value).is_integer() else repr(float(value))
-            lines.append(f"{name}{{{text}}} {number}" if text else f"{name} {number}")
-
-    vols = [p for p in report.projects if p.volume is not None]
-    metric("homevol_volume_size_bytes", "Recorded size of the project's home volume.",
-           [({"project": p.project, "state": str(p.volume.state)}, p.volume.size_bytes)
-            for p in vols if p.volume and p.volume.size_bytes is not None])
-    metric("homevol_volume_used_bytes", "Bytes used in the project's home volume.",
-           [({"project": p.project}, p.volume.used_bytes)
-            for p in vols if p.volume and p.volume.used_bytes is not None])
-    metric("homevol_export_clients", "Clients in the project's applied export.",
-           [({"project": p.project}, len(p.clients)) for p in report.projects])
-    by_kind = Counter((f.kind, str(f.severity)) for f in report.findings)
-    metric("homevol_audit_findings", "Audit findings by kind and severity.",
-           [({"kind": k, "severity": s}, n) for (k, s), n in sorted(by_kind.items())])
-    counts = report.counts
-    metric("homevol_audit_findings_by_severity", "Audit findings by severity (all kinds).",
-           [({"severity": str(s)}, counts[str(s)]) for s in Severity])
-    metric("homevol_audit_projects", "Projects in the audit (directory, volumes, exports).",
-           [({}, len(report.projects))])
-    metric("homevol_audit_drift", "1 when any warning or error finding exists, else 0.",
-           [({}, 1 if report.drift else 0)])
-    metric("homevol_audit_last_run_timestamp_seconds", "When this audit finished (Unix time).",
-           [({}, round(time.time() if now is None else now, 3))])
-    return "\n".join(lines) + "\n"
-
-
-_COLOUR = {"error": "red", "warning": "yellow", "info": "cyan"}
-_STATE_OK = {"mounted", "exported", "none", "active", "-"}
-
-
-def print_table(report: AuditReport, verbose: bool = False, colour: bool = False) -> None:
-    def paint(text: str, severity: str | None = None, state: str | None = None) -> str:
-        if not colour:
-            return text
-        if severity:
-            return click.style(text, fg=_COLOUR[severity], bold=severity == "error")
-        if state is not None and state not in _STATE_OK:
-            return click.style(text, fg="yellow")
-        return text
-
-    counts = report.counts
-    summary = ", ".join(f"{counts[str(s)]} {s}" for s in Severity if counts[str(s)]) or "no findings"
-    click.echo(f"audit of {report.source}, backend {report.backend}, exports {report.applier}: "
-               f"{len(report.projects)} projects; {summary}")
-    click.echo(f"{'PROJECT':<24} {'VOLUME':<8} {'SIZE':>8} {'USED':>8} {'USE%':>5}  {'MOUNT':<13} "
-               f"{'EXPORT':<9} {'CLIENTS':>7}")
-
-    def finding_lines(findings: list[Finding]) -> None:
-        hidden = 0
-        for f in findings:
-            if f.severity == INFO and not verbose:
-                hidden += 1
-                continue
-            host = f"{f.host}: " if f.host else ""
-            click.echo(f"    {paint(f'{f.severity:<7}', str(f.severity))} {f.kind:<26} {host}{f.detail}")
-            if f.fix:
-                click.echo(f"            fix: {f.fix}")
-        if hidden:
-            click.echo(f"    ({hidden} info; --verbose lists them)")
-
-    for row in report.projects:
-        v = row.volume
-        state = str(v.state) if v else "-"
-        pct = f"{row.used_percent:.0f}%" if row.used_percent is not None else "-"
-        mount = row.mount.state if row.mount else "-"
-        clients = f"{len(row.clients)}/{len(row.expected)}"
-        name = row.project if row.in_directory else f"{row.project}?"
-        click.echo(f"{name:<24} {paint(f'{state:<8}', state=state)} "
-                   f"{format_size(v.size_bytes) if v else '-':>8} "
-                   f"{format_size(v.used_bytes) if v else '-':>8} {pct:>5}  "
-                   f"{paint(f'{mount:<13}', state=mount)} {paint(f'{row.export:<9}', state=row.export)} "
-                   f"{clients:>7}")
-        finding_lines(row.findings)
-    others = report.other_findings()
-    if others:
-        click.echo("not tied to a listed project:")
-        finding_lines(others)
-    if any(not r.in_directory for r in report.projects):
-        click.echo("(a '?' after a name: not a project in the directory)")

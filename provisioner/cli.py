@@ -207,12 +207,17 @@ def resize(ctx: click.Context, project: str, size: int, force: bool, dry_run: bo
            as_json: bool) -> None:
     """Set PROJECT's volume size to SIZE (e.g. 100G). Shrinking below usage needs --force."""
     service = _service(ctx)
-    volume = _run(service, dry_run, lambda dry: service.resize(project, size, force=force, dry_run=dry))
+    outcome = _run(service, dry_run, lambda dry: service.resize(project, size, force=force, dry_run=dry))
+    volume = outcome.volumes[project]
     if as_json:
-        report.print_json({"dry_run": dry_run, "volume": volume.to_dict(), "size_bytes": size})
+        report.print_json({"dry_run": dry_run, "volume": volume.to_dict(), "size_bytes": size,
+                           "results": [r.to_dict() for r in outcome.results]})
     else:
         verb = "would resize" if dry_run else "resized"
         click.echo(f"{project}: {verb} to {format_size(size)}")
+    if not outcome.ok:
+        report.print_results(outcome)
+        sys.exit(ExitCode.ERROR)
 
 
 @cli.group()
@@ -316,14 +321,12 @@ def verify(ctx: click.Context, project: str | None, as_json: bool) -> None:
 @click.pass_context
 def list_(ctx: click.Context, usage: bool, as_json: bool) -> None:
     """List the volumes homevol owns, with state, size and export clients."""
-    service = _service(ctx)
-    volumes, findings = service.backend.list()
-    if usage:
-        volumes = [service.backend.info(v.project) or v for v in volumes]
-    applied = service.applier.applied().rules
+    world = _service(ctx).listing(usage)
+    applied = world.applied.rules
     rows: list[dict[str, Any]] = [
         {**v.to_dict(), "clients": len(applied[v.project].clients) if v.project in applied else 0}
-        for v in volumes]
+        for v in sorted(world.volumes.values(), key=lambda v: v.project)]
+    findings = world.backend_findings
     if as_json:
         report.print_json({"volumes": rows, "findings": [f.to_dict() for f in findings]})
         return
@@ -427,6 +430,7 @@ def audit(ctx: click.Context, project: str | None, as_json: bool, as_csv: bool, 
     names the command (or manual action) that would fix it.
     """
     from . import audit as audit_mod
+    from . import audit_output
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other")
@@ -439,15 +443,15 @@ def audit(ctx: click.Context, project: str | None, as_json: bool, as_csv: bool, 
         from .fsutil import atomic_write
 
         try:
-            atomic_write(target, audit_mod.to_prometheus(result), mode=0o644)
+            atomic_write(target, audit_output.to_prometheus(result), mode=0o644)
         except OSError as exc:
             raise HomevolError(f"--prometheus: {target}: {exc.strerror}") from None
     if as_json:
         report.print_json(result.to_dict())
     elif as_csv:
-        click.echo(audit_mod.to_csv(result), nl=False)
+        click.echo(audit_output.to_csv(result), nl=False)
     else:
-        audit_mod.print_table(result, verbose, colour=sys.stdout.isatty())
+        audit_output.print_table(result, verbose, colour=sys.stdout.isatty())
     if fail_on_drift and result.drift:
         sys.exit(ExitCode.DRIFT)
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .directory import Snapshot
 from .errors import GuardRefused
-from .plan import Plan
+
+if TYPE_CHECKING:
+    from .plan import Intent, Plan
 
 
 def check_snapshot(snapshot: Snapshot, allow_empty: bool) -> None:
@@ -36,3 +39,20 @@ def check_removal_share(plan: Plan, max_share: float, force: bool, exempt: Itera
             f"the plan removes {removed} of {total} exported clients "
             f"({removed / total:.0%} > {max_share:.0%}); nothing changed. Check the directory, "
             "review with --dry-run, and re-run with --force if it is right")
+
+
+def check_plan(plan: Plan, intent: Intent, max_share: float, force: bool) -> None:
+    """The whole plan, volume and mount steps included, before anything is applied.
+
+    - Retiring, purging or unmounting an active home happens only to a project the command
+      names (offboard P, purge P): a sync or a hook never takes a home away (not forceable).
+    - The removal share (above), with the named projects of offboard/purge exempt.
+    """
+    from .plan import Step
+
+    named = intent.projects if intent.destructive else frozenset()
+    for action in plan.steps(Step.RETIRE, Step.PURGE):
+        if action.project not in named:
+            raise GuardRefused(f"the plan would {action.action} {action.project}, which the "
+                               f"{intent.command} command did not name; nothing changed")
+    check_removal_share(plan, max_share, force, exempt=named)

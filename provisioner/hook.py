@@ -95,7 +95,7 @@ def handle(service: Homevol, event: Event, dry_run: bool = False) -> Outcome:
     outcome = service.exports(project=project, dry_run=dry_run, directory=(snapshot, inventory))
     assert event.host is not None
     present = _has_host(inventory, project, event.host)
-    volume = service.backend.info(project)
+    volume = outcome.volumes.get(project)
     if volume is None:
         outcome.notes.append(f"{project} has no homevol volume; nothing to export")
     elif event.kind == "instance-created" and not present:

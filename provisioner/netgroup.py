@@ -10,6 +10,7 @@ only (docs/netgroups.md has the ACL).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from .config import LdapConfig
@@ -47,7 +48,7 @@ def triples_for(inventory: Inventory, project: str) -> tuple[str, ...]:
 
 
 def plan_netgroups(inventory: Inventory, exported: set[str], prefix: str, base: str,
-                   scope: set[str] | None) -> list[NetgroupChange]:
+                   scope: Collection[str] | None) -> list[NetgroupChange]:
     """Add or update the netgroup of every exported project; remove homevol's others."""
     existing = inventory.netgroups or {}
     changes = []

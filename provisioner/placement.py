@@ -10,6 +10,7 @@ directory backend (local) has no plan: its volume *is* the directory.
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import shutil
@@ -69,9 +70,17 @@ def read_mounts(under: str, path: str = MOUNTINFO) -> dict[str, Mount]:
     return mounts
 
 
+class MountState(enum.StrEnum):
+    MOUNTED = "mounted"  # the volume is at its home (a directory backend: the directory is there)
+    NOT_MOUNTED = "not-mounted"
+    WRONG_SOURCE = "wrong-source"  # something else is mounted at the home
+    WRONG_PLACE = "wrong-place"  # the backend has the volume somewhere other than its home
+    MOUNTED_OVER = "mounted-over"  # a directory volume with a mount on top of it
+
+
 @dataclass(frozen=True)
 class MountCheck:
-    state: str  # mounted | not-mounted | wrong-source | wrong-place | mounted-over
+    state: MountState
     target: str
     source: str = ""
     fstype: str = ""
@@ -84,22 +93,22 @@ def check_mount(volume: Volume, target: str, spec: MountSpec | None,
     here = mounts.get(target)
     source, fstype = (here.source, here.fstype) if here else ("", "")
     if os.path.normpath(volume.path) != target:
-        return MountCheck("wrong-place", target, source, fstype,
+        return MountCheck(MountState.WRONG_PLACE, target, source, fstype,
                           f"the backend has the volume at {volume.path}, the export needs {target}")
     if spec is None:  # a directory backend: the volume is the directory itself
         if not os.path.isdir(target) or os.path.islink(target):
-            return MountCheck("not-mounted", target, detail=f"{target} is not a directory")
+            return MountCheck(MountState.NOT_MOUNTED, target, detail=f"{target} is not a directory")
         if here is not None:
-            return MountCheck("mounted-over", target, source, fstype,
+            return MountCheck(MountState.MOUNTED_OVER, target, source, fstype,
                               f"{fstype} {source} is mounted on {target}, over the volume")
-        return MountCheck("mounted", target)
+        return MountCheck(MountState.MOUNTED, target)
     if here is None:
-        return MountCheck("not-mounted", target, detail=f"nothing is mounted on {target}")
+        return MountCheck(MountState.NOT_MOUNTED, target, detail=f"nothing is mounted on {target}")
     if (spec.fstype and fstype != spec.fstype) or (spec.source and source != spec.source):
         want = " ".join(x for x in (spec.fstype, spec.source) if x)
-        return MountCheck("wrong-source", target, source, fstype,
+        return MountCheck(MountState.WRONG_SOURCE, target, source, fstype,
                           f"{target} has {fstype} {source} mounted, not {want}")
-    return MountCheck("mounted", target, source, fstype)
+    return MountCheck(MountState.MOUNTED, target, source, fstype)
 
 
 @dataclass(frozen=True)
@@ -153,12 +162,18 @@ class Placement:
             if after.state != "mounted":
                 raise BackendError(f"{project}: mounted, but {after.detail or after.state}")
             did = "remounted" if state.state == "wrong-source" else "mounted"
+        self.write_unit(project, target, plan)
+        return did
+
+    def write_unit(self, project: str, target: str, plan: MountPlan) -> str:
+        """The home's .mount unit as homevol writes it (rewritten when it differs)."""
         unit = self.units / unit_name(target)
         text = render_unit(project, target, plan)
-        if not unit.exists() or unit.read_text() != text:
-            self.units.mkdir(parents=True, exist_ok=True)
-            atomic_write(unit, text, mode=0o644)
-        return did
+        if unit.exists() and unit.read_text() == text:
+            return "unit up to date"
+        self.units.mkdir(parents=True, exist_ok=True)
+        atomic_write(unit, text, mode=0o644)
+        return f"{unit} written"
 
     def release(self, volume: Volume, target: str, plan: MountPlan) -> str:
         """Unmount (data kept) and remove the unit; nothing mounted is success with a note."""

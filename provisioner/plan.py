@@ -1,28 +1,101 @@
-"""Desired vs applied → a Plan: the volumes to create and the export changes, per project.
+"""Plan: ``make_plan(world, intent, policy)`` decides every change, and is the only place that does.
 
-A pure function of its inputs: no I/O, so every rule about what changes is unit-tested here.
+A pure function (no I/O): from what was observed (``World``), what the command asks
+(``Intent``) and the settings that shape the answer (``Policy``), it returns a ``Plan`` holding
+every change kind: volume create/finish/activate/resize/retire/purge, mount/unit/unmount, the
+backend's own client list (Gluster ``auth.allow``), export add/update/remove and netgroups. The
+dry run prints it, the guards judge it, the executor applies it and the audit renders it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+import enum
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .exports import AppliedState, ExportChange
-from .model import ExportRule, Finding
-from .netgroup import NetgroupChange
+from .config import ExportsConfig
+from .exports import AppliedState, ExportAction, ExportChange
+from .exports.desired import clients_for, export_rule
+from .model import ExportRule, Finding, Inventory, Volume, VolumeState, home_path
+from .netgroup import NetgroupChange, plan_netgroups
+from .placement import MountState, render_unit
+from .world import Scope, World
+
+
+class Command(enum.StrEnum):
+    SYNC = "sync"
+    EXPORTS = "exports"
+    ONBOARD = "onboard"
+    OFFBOARD = "offboard"
+    PURGE = "purge"
+    RESIZE = "resize"
+
+
+class Onboard(enum.StrEnum):
+    """``sync.onboard``: which directory projects a sync gives a volume."""
+
+    NONE = "none"
+    OPT_IN = "opt-in"
+    ALL = "all"
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What the command asks for; ``projects`` are the ones it names (onboard P, purge P, ...)."""
+
+    command: Command
+    projects: frozenset[str] = frozenset()
+    size_bytes: int | None = None  # onboard --size, resize SIZE
+    adopt: bool = False  # onboard --adopt: take over a volume homevol did not make
+    shrink: bool = False  # resize --force: a size below usage
+    retain_snapshots: bool = False  # purge --retain-snapshots
+
+    @property
+    def destructive(self) -> bool:
+        return self.command in (Command.OFFBOARD, Command.PURGE)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The settings the plan depends on (from the config and the backend's declared traits)."""
+
+    export_base: str
+    exports: ExportsConfig
+    onboard: Onboard
+    default_size: int
+    netgroup_base: str
+    mounts: bool  # the backend mounts each volume at its home (Capability.MOUNTS)
+    acl_for: Callable[[Sequence[str]], str] | None = None  # Capability.CLIENT_ACL
+    acl_name: str = "client list"
+
+
+class Step(enum.StrEnum):
+    """A volume-side step; the executor runs them in the order of ``executor.PHASES``."""
+
+    CREATE = "create"
+    FINISH = "finish"  # a half-made volume (an interrupted create) is completed
+    ACTIVATE = "activate"  # a retired volume is made active again (onboard)
+    RESIZE = "resize"
+    RETIRE = "retire"
+    MOUNT = "mount"
+    UNIT = "unit"  # the home is mounted, but its .mount unit is missing or stale
+    CLIENTS = "clients"  # the volume's own client list (auth.allow)
+    UNMOUNT = "unmount"
+    PURGE = "purge"
 
 
 @dataclass(frozen=True)
 class VolumeAction:
     project: str
-    action: str  # create | retire | purge
+    action: Step
     size_bytes: int | None = None
     reason: str = ""
+    value: str | None = None  # CLIENTS: the client list to set
 
     def to_dict(self) -> dict[str, object]:
-        return {"project": self.project, "action": self.action, "size_bytes": self.size_bytes,
-                "reason": self.reason}
+        return {"project": self.project, "action": str(self.action), "size_bytes": self.size_bytes,
+                "reason": self.reason, "value": self.value}
 
 
 @dataclass
@@ -32,44 +105,227 @@ class Plan:
     findings: list[Finding] = field(default_factory=list)
     netgroups: list[NetgroupChange] = field(default_factory=list)  # netgroup mode only
     exported_clients: int = 0  # clients applied before this plan, across all projects
+    gids: dict[str, int | None] = field(default_factory=dict)  # for creates: the project's gid
 
     @property
     def changes(self) -> list[ExportChange]:
-        return [c for c in self.exports if c.action != "unchanged"]
+        return [c for c in self.exports if c.action != ExportAction.UNCHANGED]
 
     def removed_clients(self, exempt: Iterable[str] = ()) -> int:
         skip = set(exempt)
         return sum(len(c.removed) for c in self.exports if c.project not in skip)
+
+    def steps(self, *kinds: Step) -> list[VolumeAction]:
+        return [a for a in self.volumes if a.action in kinds]
 
     @property
     def empty(self) -> bool:
         return not self.volumes and not self.changes and not self.netgroups
 
 
-def plan_exports(
-    desired: dict[str, tuple[ExportRule | None, str]],
-    applied: AppliedState,
-    scope: set[str] | None = None,
-) -> list[ExportChange]:
-    """One change per project that is, or should be, exported; ``desired`` maps project →
-    (rule or None, why there is none)."""
+Desired = dict[str, tuple[ExportRule | None, str]]  # project → (rule, or None and why not)
+
+
+def make_plan(world: World, intent: Intent, policy: Policy) -> Plan:
+    lifecycle = _lifecycle_steps(world, intent, policy)
+    after = _states_after(world.volumes, lifecycle)
+    desired = desired_exports(world.inventory, after, policy) if world.inventory is not None \
+        else _kept(world.applied, after)
+    plan = Plan(volumes=[*lifecycle, *_placement_steps(world, after, lifecycle, policy),
+                         *_acl_steps(world, after, policy)],
+                exports=plan_exports(desired, world.applied, world.scope),
+                findings=[*world.findings, *_orphans(world)],
+                exported_clients=sum(len(r.clients) for r in world.applied.rules.values()))
+    inventory = world.inventory
+    if inventory is not None and inventory.netgroups is not None:
+        exported = {project for project, (rule, _) in desired.items() if rule is not None}
+        plan.netgroups = plan_netgroups(inventory, exported, policy.exports.netgroup_prefix,
+                                        policy.netgroup_base, world.scope.projects)
+    if inventory is not None:
+        plan.gids = {a.project: inventory.projects[a.project].gid for a in lifecycle
+                     if a.project in inventory.projects}
+    return plan
+
+
+# ----- the volume's lifecycle ----------------------------------------------------------------
+
+def _lifecycle_steps(world: World, intent: Intent, policy: Policy) -> list[VolumeAction]:
+    if intent.command is Command.SYNC:
+        return [*_sync_creates(world, policy), *_finishes(world, policy)]
+    if intent.command is Command.EXPORTS:
+        return []
+    steps = []
+    for project in sorted(intent.projects):
+        steps += _named_steps(project, world.volumes.get(project), intent, policy)
+    return steps
+
+
+def _sync_creates(world: World, policy: Policy) -> list[VolumeAction]:
+    if world.inventory is None or policy.onboard is Onboard.NONE:
+        return []
+    return [VolumeAction(name, Step.CREATE, policy.default_size)
+            for name, project in sorted(world.inventory.projects.items())
+            if name not in world.volumes and world.scope.covers(name)
+            and (policy.onboard is Onboard.ALL or project.wants_home)]
+
+
+def _finishes(world: World, policy: Policy) -> list[VolumeAction]:
+    """A half-made volume of a project in the directory is finished (and then exported)."""
+    projects = world.inventory.projects if world.inventory else {}
+    return [VolumeAction(v.project, Step.FINISH, v.size_bytes or policy.default_size,
+                         "an interrupted create")
+            for v in sorted(world.volumes.values(), key=lambda v: v.project)
+            if v.state == VolumeState.CREATING and v.project in projects]
+
+
+def _named_steps(project: str, volume: Volume | None, intent: Intent, policy: Policy
+                 ) -> list[VolumeAction]:
+    state = volume.state if volume else None
+    if intent.command is Command.ONBOARD:
+        size = intent.size_bytes or (volume.size_bytes if volume else None) or policy.default_size
+        if volume is None:
+            return [VolumeAction(project, Step.CREATE, size, "adopt" if intent.adopt else "")]
+        if state == VolumeState.CREATING:
+            return [VolumeAction(project, Step.FINISH, size, "an interrupted create")]
+        if state == VolumeState.RETIRED:
+            return [VolumeAction(project, Step.ACTIVATE, size, "was retired")]
+        return []
+    if intent.command is Command.RESIZE:
+        return [VolumeAction(project, Step.RESIZE, intent.size_bytes,
+                             f"from {volume.size_bytes}" if volume else "")]
+    steps = []
+    if state in (VolumeState.ACTIVE, VolumeState.CREATING):
+        steps.append(VolumeAction(project, Step.RETIRE, reason="data kept"))
+    if intent.command is Command.PURGE:
+        steps.append(VolumeAction(project, Step.PURGE, reason="data deleted" if volume else
+                                  "no volume (finishes an interrupted purge, if any)"))
+    return steps
+
+
+def _states_after(volumes: dict[str, Volume], steps: list[VolumeAction]) -> dict[str, VolumeState]:
+    after = {p: v.state for p, v in volumes.items()}
+    for step in steps:
+        if step.action in (Step.CREATE, Step.FINISH, Step.ACTIVATE):
+            after[step.project] = VolumeState.ACTIVE
+        elif step.action is Step.RETIRE:
+            after[step.project] = VolumeState.RETIRED
+        elif step.action is Step.PURGE:
+            after.pop(step.project, None)
+    return after
+
+
+# ----- placement: each active volume mounted at its home, nothing else -----------------------
+
+_REMOUNT = (MountState.NOT_MOUNTED, MountState.WRONG_SOURCE)
+
+
+def _placement_steps(world: World, after: dict[str, VolumeState], lifecycle: list[VolumeAction],
+                     policy: Policy) -> list[VolumeAction]:
+    if not policy.mounts:
+        return []
+    made = {a.project: a.action for a in lifecycle if a.action in (Step.CREATE, Step.FINISH)}
+    steps = []
+    for project in sorted(set(after) | set(world.placed)):
+        placed = world.placed.get(project)
+        state = after.get(project)
+        if project in made:
+            steps.append(VolumeAction(project, Step.MOUNT, reason=f"after {made[project]}"))
+        elif placed is None:
+            continue
+        elif state == VolumeState.ACTIVE and placed.check.state in _REMOUNT:
+            steps.append(VolumeAction(project, Step.MOUNT, reason=placed.check.detail
+                                      or str(placed.check.state)))
+        elif state == VolumeState.ACTIVE and placed.plan is not None \
+                and placed.check.state == MountState.MOUNTED \
+                and placed.unit != render_unit(project, placed.check.target, placed.plan):
+            steps.append(VolumeAction(project, Step.UNIT, reason="missing" if placed.unit is None
+                                      else "differs from what homevol writes"))
+        elif state != VolumeState.ACTIVE and (placed.check.state != MountState.NOT_MOUNTED
+                                              or placed.unit is not None):
+            why = "still mounted" if placed.check.state != MountState.NOT_MOUNTED else "unit left"
+            steps.append(VolumeAction(project, Step.UNMOUNT, reason=f"{state or 'purged'}, {why}"))
+    return steps
+
+
+# ----- the backend's own client list (Gluster auth.allow) ------------------------------------
+
+def _acl_steps(world: World, after: dict[str, VolumeState], policy: Policy) -> list[VolumeAction]:
+    if policy.acl_for is None:
+        return []
+    by_address = dataclasses.replace(policy.exports, clients="address")
+    inventory = world.inventory
+    steps = []
+    for project in sorted(after):
+        volume = world.volumes.get(project)
+        if inventory is None and after[project] == VolumeState.ACTIVE:
+            continue  # without the directory an active volume keeps its clients
+        wanted = after[project] == VolumeState.ACTIVE and inventory is not None \
+            and project in inventory.projects
+        addresses = clients_for(inventory, project, by_address) if wanted and inventory else ()
+        value = policy.acl_for(addresses)
+        have = volume.acl if volume is not None else None
+        if have != value:
+            steps.append(VolumeAction(project, Step.CLIENTS, reason=f"{policy.acl_name} "
+                                      f"{have if have is not None else '(new)'} → {value}",
+                                      value=value))
+    return steps
+
+
+# ----- exports ---------------------------------------------------------------------------------
+
+def desired_exports(inventory: Inventory | None, after: dict[str, VolumeState], policy: Policy
+                    ) -> Desired:
+    """The export every volume that will be active should have (or None, and why not)."""
+    wanted: Desired = {}
+    for project, state in after.items():
+        if state != VolumeState.ACTIVE:
+            continue
+        if inventory is None or project not in inventory.projects:
+            wanted[project] = (None, "project not in the directory")
+            continue
+        rule = export_rule(inventory, project, home_path(policy.export_base, project), policy.exports)
+        wanted[project] = (rule, "" if rule else "no clients in the directory")
+    return wanted
+
+
+def _kept(applied: AppliedState, after: dict[str, VolumeState]) -> Desired:
+    """Without the directory (offboard, purge, resize) an active home keeps the export it has:
+    only a volume that leaves the active state loses its export."""
+    return {p: (applied.rules.get(p), "directory not read") for p, state in after.items()
+            if state == VolumeState.ACTIVE}
+
+
+def plan_exports(desired: Desired, applied: AppliedState, scope: Scope | None = None) -> list[ExportChange]:
+    """One change per project in scope that is, or should be, exported."""
     changes = []
-    for project in sorted(set(desired) | set(applied.rules)):
-        if scope is not None and project not in scope:
+    for project in sorted(set(desired) | set(applied.rules) | set(applied.blocked)):
+        if scope is not None and not scope.covers(project):
             continue
         want, why = desired.get(project, (None, "volume retired or not homevol's"))
         have = applied.rules.get(project)
         if want is None and have is None:
             continue
         if project in applied.blocked:
-            changes.append(ExportChange(project, "blocked", have, want, applied.blocked[project]))
+            changes.append(ExportChange(project, ExportAction.BLOCKED, have, want,
+                                        applied.blocked[project]))
         elif have is None:
-            changes.append(ExportChange(project, "add", None, want))
+            changes.append(ExportChange(project, ExportAction.ADD, None, want))
         elif want is None:
-            changes.append(ExportChange(project, "remove", have, None, why))
+            changes.append(ExportChange(project, ExportAction.REMOVE, have, None, why))
         elif want == have and project not in applied.drifted:
-            changes.append(ExportChange(project, "unchanged", have, want))
+            changes.append(ExportChange(project, ExportAction.UNCHANGED, have, want))
         else:
             reason = "hand-edited file" if project in applied.drifted else ""
-            changes.append(ExportChange(project, "update", have, want, reason))
+            changes.append(ExportChange(project, ExportAction.UPDATE, have, want, reason))
     return changes
+
+
+def _orphans(world: World) -> list[Finding]:
+    """Active volumes whose project left the directory: not exported, data kept."""
+    inventory = world.inventory
+    if inventory is None or not inventory.projects:  # only an orphan when the directory was read
+        return []
+    return [Finding("volume-without-project", f"{v.path}: project {v.project} is not in the "
+                    "directory; not exported, data kept (purge deletes it)", project=v.project)
+            for v in sorted(world.volumes.values(), key=lambda v: v.project)
+            if v.project not in inventory.projects and v.state == VolumeState.ACTIVE]

@@ -6,16 +6,25 @@ before, and applies a list of changes, answering per project.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..model import ExportRule, Finding
 
 
+class ExportAction(enum.StrEnum):
+    ADD = "add"
+    UPDATE = "update"
+    REMOVE = "remove"
+    UNCHANGED = "unchanged"
+    BLOCKED = "blocked"  # homevol may not write there (a foreign file has the project's name)
+
+
 @dataclass(frozen=True)
 class ExportChange:
     project: str
-    action: str  # add | update | remove | unchanged
+    action: ExportAction
     before: ExportRule | None
     after: ExportRule | None
     reason: str = ""

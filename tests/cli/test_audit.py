@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from backends import Capability
 from backends.local import LocalBackend
 from provisioner import config as config_mod
 from provisioner.audit import run_audit
@@ -299,6 +300,8 @@ def test_something_mounted_over_a_local_volume_is_a_wrong_mount(ws: Workspace) -
 
 class _MountingBackend(LocalBackend):
     """The local backend, but each volume must be a tmpfs mount from ``fake:/<project>``."""
+    capabilities = frozenset({Capability.MOUNTS})
+
 
     def mount_plan(self, volume: Volume) -> MountPlan:
         source = f"fake:/{volume.project}"

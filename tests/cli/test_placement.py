@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from backends import Capability
 from backends.local import LocalBackend
 from provisioner import config as config_mod
 from provisioner.model import Volume
@@ -26,6 +27,8 @@ INVENTORY = '[projects.alpha]\n[[hosts]]\nname = "a.x"\naddress = "10.0.0.1"\npr
 
 class TmpfsBackend(LocalBackend):
     """Volumes stamped like local ones under a store, each mounted at the export path as tmpfs."""
+    capabilities = frozenset({Capability.MOUNTS})
+
 
     def __init__(self, store: Path, base: str, cfg: config_mod.LocalBackendConfig) -> None:
         super().__init__(str(store), cfg)
@@ -104,8 +107,9 @@ def test_a_failing_mount_is_reported_per_project(service: Homevol) -> None:
     outcome = service.onboard("alpha", None)
     assert not outcome.ok
     failed = [r for r in outcome.results if not r.ok]
-    assert failed[0].action == "volume-create" and "false exited 1" in failed[0].detail
-    assert [r.action for r in failed] == ["volume-create", "export-add"]  # no export of an unmounted path
+    assert failed[0].action == "volume-mount" and "false exited 1" in failed[0].detail
+    assert [r.action for r in failed] == ["volume-mount", "export-add"]  # no export of an unmounted path
+    assert failed[1].detail.startswith("skipped")
 
 
 def test_a_retired_volume_left_mounted_by_a_crash_is_unmounted(service: Homevol) -> None:

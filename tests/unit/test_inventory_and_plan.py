@@ -11,6 +11,7 @@ from provisioner.exports.kernel import parse, render
 from provisioner.inventory import build_inventory
 from provisioner.model import ExportRule, RawHost, RawProject
 from provisioner.plan import Plan, plan_exports
+from provisioner.world import Scope
 
 
 def _snapshot(*hosts: RawHost, projects: tuple[str, ...] = ("alpha", "beta")) -> Snapshot:
@@ -115,7 +116,7 @@ def test_plan_is_a_diff_per_project() -> None:
     assert {p: c.action for p, c in changes.items()} == {
         "alpha": "unchanged", "beta": "update", "delta": "add", "gamma": "remove"}
     assert changes["beta"].added == ("4",) and changes["gamma"].removed == ("3",)
-    assert [c.project for c in plan_exports(desired, applied, scope={"beta"})] == ["beta"]
+    assert [c.project for c in plan_exports(desired, applied, Scope.of(["beta"]))] == ["beta"]
 
 
 def test_removal_share_counts_removed_clients_outside_exempt_projects() -> None:

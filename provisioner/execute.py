@@ -1,0 +1,170 @@
+"""Execute: apply a plan step by step, one result per item.
+
+The ordering rules are written once, in ``PHASES``: the volume exists (and a retiring one is
+stamped retired) before it is mounted, mounted before it is exported, a netgroup holds its
+hosts before an export names it, the export is gone before the home is unmounted, and the
+volume is retired and unmounted before it is purged. Once a step of a project fails, that
+project's later steps are skipped (and say so); the other projects go on.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from backends import VolumeBackend
+
+from .config import Config
+from .errors import BackendError, HomevolError
+from .exports import Applier, ApplyResult, ExportAction, ExportChange
+from .model import Volume, home_path
+from .netgroup import apply_netgroups
+from .placement import MountPlan, Placement
+from .plan import Intent, Plan, Step, VolumeAction
+from .progress import progress
+from .sizes import format_size
+from .world import World
+
+log = logging.getLogger("homevol")
+SKIPPED = "skipped: an earlier step for this project failed"
+
+
+@dataclass
+class _Run:
+    """The results so far, and which projects already failed a step."""
+
+    results: list[ApplyResult] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
+    volumes: dict[str, Volume] = field(default_factory=dict)  # as the last step left them
+
+    def record(self, result: ApplyResult) -> None:
+        self.results.append(result)
+        if not result.ok:
+            self.failed.add(result.project)
+
+    def attempt(self, project: str, action: str, step: Callable[[], str]) -> None:
+        if project in self.failed:
+            self.results.append(ApplyResult(project, action, False, SKIPPED))
+            return
+        try:
+            self.record(ApplyResult(project, action, True, step()))
+        except (HomevolError, OSError) as exc:
+            self.record(ApplyResult(project, action, False, str(exc)))
+
+
+class Executor:
+    """Applies one plan with the run's backend, exports applier and placement."""
+
+    def __init__(self, cfg: Config, backend: VolumeBackend, applier: Applier,
+                 placement: Placement) -> None:
+        self.cfg = cfg
+        self.backend = backend
+        self.applier = applier
+        self.placement = placement
+
+    def run(self, plan: Plan, world: World, intent: Intent) -> tuple[list[ApplyResult], dict[str, Volume]]:
+        """The results, and the volumes as the steps left them."""
+        run = _Run(volumes=dict(world.volumes))
+        self._volume_steps(run, plan, intent, (Step.CREATE, Step.FINISH, Step.ACTIVATE,
+                                               Step.RESIZE, Step.RETIRE))
+        self._volume_steps(run, plan, intent, (Step.MOUNT, Step.UNIT), world)
+        self._netgroups(run, plan, upserts=True)
+        self._exports(run, plan)
+        self._volume_steps(run, plan, intent, (Step.CLIENTS,))
+        self._netgroups(run, plan, upserts=False)
+        self._volume_steps(run, plan, intent, (Step.UNMOUNT, Step.PURGE), world)
+        _log_per_project(run.results)
+        return run.results, run.volumes
+
+    # ----- volume-side steps -----------------------------------------------------------------
+    def _volume_steps(self, run: _Run, plan: Plan, intent: Intent, kinds: tuple[Step, ...],
+                      world: World | None = None) -> None:
+        for action in progress(plan.steps(*kinds), "volumes"):
+            run.attempt(action.project, f"volume-{action.action}",
+                        functools.partial(self._volume_step, run, plan, intent, action, world))
+
+    def _volume_step(self, run: _Run, plan: Plan, intent: Intent, action: VolumeAction,
+                     world: World | None) -> str:
+        project, backend = action.project, self.backend
+        if action.action in (Step.CREATE, Step.FINISH, Step.ACTIVATE):
+            size = action.size_bytes or 0
+            run.volumes[project] = backend.ensure(project, size, plan.gids.get(project),
+                                                  adopt=intent.adopt)
+            return "active again" if action.action is Step.ACTIVATE else \
+                f"{format_size(size)} on {backend.name}"
+        if action.action is Step.RESIZE:
+            run.volumes[project] = backend.resize(project, action.size_bytes or 0, force=intent.shrink)
+            return f"{format_size(action.size_bytes)}"
+        if action.action is Step.RETIRE:
+            backend.retire(project)
+            return "data kept"
+        if action.action is Step.CLIENTS:
+            backend.set_acl(project, action.value or "")
+            return action.reason
+        if action.action is Step.PURGE:
+            gone = backend.purge(project, retain_snapshots=intent.retain_snapshots)
+            return "data deleted" if gone else "already gone"
+        return self._placement_step(run, action, world)
+
+    def _placement_step(self, run: _Run, action: VolumeAction, world: World | None) -> str:
+        project = action.project
+        target = home_path(self.cfg.export_base, project)
+        volume, mount = self._mount_plan(run, project, world)
+        if action.action is Step.UNMOUNT:
+            return self.placement.release(volume, target, mount)
+        if action.action is Step.UNIT:
+            return self.placement.write_unit(project, target, mount)
+        return f"{self.placement.ensure(project, volume, target, mount)} ({action.reason})"
+
+    def _mount_plan(self, run: _Run, project: str, world: World | None) -> tuple[Volume, MountPlan]:
+        """The volume as the last step left it, and its mount plan (observed, or asked for now
+        when the volume was made in this run)."""
+        placed = world.placed.get(project) if world else None
+        volume = run.volumes.get(project)
+        if volume is None:
+            raise BackendError(f"{project}: the volume vanished")
+        mount = placed.plan if placed is not None and placed.plan is not None \
+            else self.backend.mount_plan(volume)
+        if mount is None:
+            raise BackendError(f"{project}: the {self.backend.name} backend has no mount plan")
+        return volume, mount
+
+    # ----- exports and netgroups ---------------------------------------------------------------
+    def _exports(self, run: _Run, plan: Plan) -> None:
+        """Every export change in one batch (one reload of the server), one result each."""
+        todo: dict[str, ExportChange] = {}
+        for change in plan.changes:
+            if change.project in run.failed:
+                run.results.append(ApplyResult(change.project, f"export-{change.action}", False, SKIPPED))
+            elif change.action == ExportAction.BLOCKED:
+                run.record(ApplyResult(change.project, "export-blocked", False, change.reason))
+            else:
+                todo[change.project] = change
+        for result in self.applier.apply(list(todo.values())) if todo else []:
+            change = todo[result.project]
+            summary = f"+{len(change.added)} -{len(change.removed)} clients"
+            run.record(ApplyResult(result.project, f"export-{result.action}", result.ok,
+                                   result.detail or summary))
+
+    def _netgroups(self, run: _Run, plan: Plan, upserts: bool) -> None:
+        """Upserts before the exports (an export must name a netgroup that holds its hosts),
+        removals after them."""
+        changes = [c for c in plan.netgroups if (c.action != "remove") == upserts]
+        for change in [c for c in changes if c.project in run.failed]:
+            run.results.append(ApplyResult(change.project, f"netgroup-{change.action}", False, SKIPPED))
+        todo = [c for c in changes if c.project not in run.failed]
+        for result in apply_netgroups(self.cfg.directory.ldap, todo):
+            run.record(result)
+
+
+def _log_per_project(results: list[ApplyResult]) -> None:
+    """One log line per project touched (what a timer's journal should show), errors apart."""
+    by_project: dict[str, list[ApplyResult]] = {}
+    for result in results:
+        by_project.setdefault(result.project, []).append(result)
+    for project, done in by_project.items():
+        text = "; ".join(f"{r.action} ({r.detail})" if r.ok else f"{r.action} FAILED: {r.detail}"
+                         for r in done)
+        (log.info if all(r.ok for r in done) else log.error)("%s: %s", project, text)

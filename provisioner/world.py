@@ -1,0 +1,160 @@
+"""Observe: the world as it is, each source read once, for all projects or a few.
+
+``observe`` is the only place that reads the outside for a run: the directory (inventory),
+the backend's volumes in scope (with usage when asked), what the exports server applied, the
+mounts under the export base and each mounted home's unit file. Everything after it (the plan,
+the guards, the audit) is a pure function of the ``World`` it returns.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from backends import Capability, VolumeBackend
+
+from . import guards
+from .config import Config
+from .directory import Snapshot, read_snapshot
+from .errors import HomevolError
+from .exports import AppliedState, Applier
+from .inventory import build_inventory
+from .model import Finding, Inventory, Volume, VolumeState, home_path
+from .names import parse_networks
+from .placement import (
+    MOUNTINFO,
+    MountCheck,
+    MountPlan,
+    MountState,
+    check_mount,
+    read_mounts,
+    unit_name,
+)
+from .progress import progress
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which projects a run may look at and touch: all (None) or a named few."""
+
+    projects: frozenset[str] | None = None
+
+    @classmethod
+    def of(cls, names: Iterable[str]) -> Scope:
+        return cls(frozenset(names))
+
+    def covers(self, project: str) -> bool:
+        return self.projects is None or project in self.projects
+
+    @property
+    def everything(self) -> bool:
+        return self.projects is None
+
+
+class DirectoryNeed(enum.Enum):
+    """How much a command needs the directory: a failure is fatal, noted, or never asked."""
+
+    REQUIRED = "required"  # sync, onboard, exports, audit: a failed read stops the run (exit 3)
+    NETGROUPS = "netgroups"  # offboard/purge in netgroup mode: read if it answers, else a note
+    NONE = "none"  # retiring and resizing need no directory, so they work while it is down
+
+
+@dataclass(frozen=True)
+class Placed:
+    """How one volume sits at its home: the backend's mount plan, the mountinfo check, the unit."""
+
+    plan: MountPlan | None
+    check: MountCheck
+    unit: str | None = None  # the text of the home's .mount unit file; None: there is none
+
+
+@dataclass
+class World:
+    scope: Scope
+    inventory: Inventory | None  # None: the command did not read the directory
+    source: str
+    searches: int = 0
+    operations: int = 0
+    volumes: dict[str, Volume] = field(default_factory=dict)  # owned, any state, in scope
+    backend_findings: list[Finding] = field(default_factory=list)
+    applied: AppliedState = field(default_factory=lambda: AppliedState(rules={}))
+    placed: dict[str, Placed] = field(default_factory=dict)  # volumes in scope, by project
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        """What the sources said on the way, in scope (a finding about nobody is always in)."""
+        found = [*(self.inventory.findings if self.inventory else ()), *self.backend_findings,
+                 *self.applied.findings]
+        return [f for f in found if f.project is None or self.scope.covers(f.project)]
+
+
+def read_directory(cfg: Config) -> tuple[Snapshot, Inventory]:
+    """The directory, judged; a failed or empty read raises (DirectoryError/GuardRefused: exit 3)."""
+    snapshot = read_snapshot(cfg)
+    guards.check_snapshot(snapshot, cfg.directory.allow_empty)
+    networks = parse_networks(cfg.exports.extra_client_networks)
+    return snapshot, build_inventory(snapshot, networks, cfg.exports.clients)
+
+
+def observe(cfg: Config, backend: VolumeBackend, applier: Applier, scope: Scope, *,
+            need: DirectoryNeed = DirectoryNeed.REQUIRED, usage: bool = False,
+            directory: tuple[Snapshot, Inventory] | None = None,
+            mountinfo: str = MOUNTINFO) -> World:
+    """Read every source once for ``scope``; ``directory`` reuses a read the caller already made."""
+    world = _observe_directory(cfg, need, directory)
+    world.scope = scope
+    volumes, world.backend_findings = backend.list(scope.projects)
+    if usage:
+        volumes = [replace(v, used_bytes=backend.usage(v)) for v in progress(volumes, "usage")]
+    world.volumes = {v.project: v for v in volumes}
+    world.applied = applier.applied()
+    world.placed = _observe_placement(cfg, backend, volumes, mountinfo)
+    return world
+
+
+def _observe_directory(cfg: Config, need: DirectoryNeed,
+                       directory: tuple[Snapshot, Inventory] | None) -> World:
+    if need is DirectoryNeed.NONE or (need is DirectoryNeed.NETGROUPS
+                                      and cfg.exports.clients != "netgroup"):
+        return World(Scope(), None, "(directory not needed)")
+    try:
+        snapshot, inventory = directory or read_directory(cfg)
+    except HomevolError as exc:
+        if need is DirectoryNeed.REQUIRED:
+            raise
+        world = World(Scope(), None, "(directory not needed)")
+        world.notes.append(f"netgroup left for the next sync ({exc})")
+        return world
+    if need is DirectoryNeed.NETGROUPS:  # only the netgroups: retiring judges no hosts
+        inventory = Inventory(projects={}, hosts={}, netgroups=inventory.netgroups)
+    return World(Scope(), inventory, snapshot.source, snapshot.searches, snapshot.operations)
+
+
+def _observe_placement(cfg: Config, backend: VolumeBackend, volumes: list[Volume],
+                       mountinfo: str) -> dict[str, Placed]:
+    """mountinfo is read once; a mounting backend's plan (and unit) per volume that needs one."""
+    mounts = read_mounts(cfg.export_base, mountinfo)
+    units = Path(cfg.placement.units_dir)
+    mounting = Capability.MOUNTS in backend.capabilities
+    placed = {}
+    for volume in volumes:
+        target = home_path(cfg.export_base, volume.project)
+        if mounting and volume.state == VolumeState.CREATING:  # nothing to mount until finished
+            placed[volume.project] = Placed(None, MountCheck(MountState.NOT_MOUNTED, target,
+                                                             detail="the volume is not finished"))
+            continue
+        plan = backend.mount_plan(volume) if mounting else None
+        check = check_mount(volume, target, plan.spec if plan else None, mounts)
+        placed[volume.project] = Placed(plan, check, _read_unit(units / unit_name(target))
+                                        if mounting else None)
+    return placed
+
+
+def _read_unit(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
