@@ -46,6 +46,10 @@ STEP_FINDINGS: dict[str, frozenset[str]] = {
                                     "clients-extra"}),
     "netgroup": frozenset({"netgroup-drift"}),
 }
+# what the audit reports that no sync step changes (the facts), beside the sources' own findings
+FACT_KINDS = frozenset({"project-without-volume", "volume-without-project", "volume-not-mounted",
+                        "volume-wrong-mount", "usage-above-threshold", "export-for-unowned-path",
+                        "foreign-export-of-volume"})
 # steps only a named command makes (onboard P, offboard P, purge P, resize P): never a sync's
 COMMAND_ONLY_STEPS = frozenset({Step.ACTIVATE, Step.RESIZE, Step.RETIRE, Step.PURGE})
 

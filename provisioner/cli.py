@@ -46,6 +46,7 @@ def _service(ctx: click.Context) -> Homevol:
     obj = ctx.ensure_object(dict)
     if "service" not in obj:
         obj["service"] = Homevol(config_mod.load(obj.get("config_path")))
+        ctx.find_root().call_on_close(obj["service"].close)  # the Ceph connection, once
     return obj["service"]
 
 

@@ -127,6 +127,7 @@ Desired = dict[str, tuple[ExportRule | None, str]]  # project → (rule, or None
 
 
 def make_plan(world: World, intent: Intent, policy: Policy) -> Plan:
+    world = world.in_scope()
     lifecycle = _lifecycle_steps(world, intent, policy)
     after = _states_after(world.volumes, lifecycle)
     desired = desired_exports(world.inventory, after, policy) if world.inventory is not None \

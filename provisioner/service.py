@@ -198,7 +198,9 @@ class Homevol:
         current = world.volumes.get(project)
         if current is None:
             raise BackendError(f"{project}: no volume owned by homevol")
-        if not force and current.used_bytes is not None and size_bytes < current.used_bytes:
+        # a dry run checks the usage it read; a real run leaves the judgement to the backend
+        # (Ceph refuses in its own words, with its own up-to-date usage)
+        if dry_run and not force and current.used_bytes is not None and size_bytes < current.used_bytes:
             raise BackendError(f"{project}: {format_size(size_bytes)} is below current usage "
                                f"({format_size(current.used_bytes)}); use --force")
         intent = Intent(Command.RESIZE, frozenset({project}), size_bytes, shrink=force)

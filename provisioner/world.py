@@ -83,6 +83,14 @@ class World:
     placed: dict[str, Placed] = field(default_factory=dict)  # volumes in scope, by project
     notes: list[str] = field(default_factory=list)
 
+    def in_scope(self) -> World:
+        """This world with only the volumes in scope: a backend that cannot read a scope alone
+        may hand more, and nothing outside the scope is ever planned."""
+        if self.scope.everything:
+            return self
+        return replace(self, volumes={p: v for p, v in self.volumes.items() if self.scope.covers(p)},
+                       placed={p: v for p, v in self.placed.items() if self.scope.covers(p)})
+
     @property
     def findings(self) -> list[Finding]:
         """What the sources said on the way, in scope (a finding about nobody is always in)."""
