@@ -248,8 +248,10 @@ def step_findings(step: VolumeAction, world: World) -> list[Finding]:
         return [Finding("mount-unit-drift", f"the .mount unit of {p}'s home is {step.reason}; "
                         "the home would not come back after a reboot", project=p, fix=_sync(p))]
     if step.action is Step.CLIENTS:
-        return [Finding("volume-clients-drift", f"{step.reason} (the directory's clients)",
-                        project=p, fix=_sync(p))]
+        volume = world.volumes.get(p)
+        return [Finding("volume-clients-drift", f"the volume's own client list should be "
+                        f"{step.value} (the directory's clients); it is "
+                        f"{volume.acl if volume else None}", project=p, fix=_sync(p))]
     if step.action is Step.UNMOUNT:
         return [Finding("retired-volume-mounted", f"the home of {p} is {step.reason}", project=p,
                         fix=f"homevol offboard {p}")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -338,6 +339,45 @@ def list_(ctx: click.Context, usage: bool, as_json: bool) -> None:
     report.print_findings(findings)
 
 
+def _check_directory(svc: Homevol) -> str:
+    snapshot, inventory = svc.read_directory()
+    return (f"{snapshot.source}: {len(inventory.projects)} projects, "
+            f"{sum(len(h) for h in inventory.hosts.values())} hosts with a project, "
+            f"{snapshot.searches} searches")
+
+
+def _check_backend(svc: Homevol) -> str:
+    volumes, _ = svc.backend.list()
+    return f"{svc.backend.name}: {len(volumes)} volumes under {svc.cfg.export_base}"
+
+
+def _check_exports_dir(svc: Homevol) -> str:
+    path = Path(svc.cfg.exports.ganesha.directory if svc.cfg.exports.server == "ganesha"
+                else svc.cfg.exports.kernel.directory)
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise HomevolError(f"{path}: not writable")
+    return f"{path} writable"
+
+
+def _check_reload_tool(svc: Homevol) -> str:
+    missing = svc.applier.missing_tool()
+    if missing:
+        raise HomevolError(missing)
+    if svc.cfg.exports.server == "ganesha":
+        ganesha = svc.cfg.exports.ganesha
+        return f"ganesha: {ganesha.mode} ({ganesha.dbus_address or 'system bus'})"
+    command = svc.cfg.exports.kernel.reload_command
+    return " ".join(command) if command else "no reload command configured (files only)"
+
+
+_DOCTOR_CHECKS: list[tuple[str, Callable[[Homevol], str]]] = [
+    ("directory", _check_directory), ("backend", _check_backend),
+    ("exports directory", _check_exports_dir), ("reload command", _check_reload_tool)]
+
+
 @cli.command(epilog=EXIT_CODES)
 @json_option
 @click.pass_context
@@ -353,51 +393,15 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         except OSError as exc:
             checks.append({"check": name, "ok": False, "detail": f"{exc.filename or ''} {exc.strerror}"})
 
-    service: Homevol | None = None
+    services: list[Homevol] = []
 
-    def cfg_check() -> str:
-        nonlocal service
-        service = _service(ctx)
-        return service.cfg.source_path or "defaults (no config file)"
+    def load() -> str:
+        services.append(_service(ctx))
+        return services[0].cfg.source_path or "defaults (no config file)"
 
-    check("config", cfg_check)
-    if service is not None:
-        svc = service
-
-        def directory() -> str:
-            snapshot, inventory = svc.read_directory()
-            return (f"{snapshot.source}: {len(inventory.projects)} projects, "
-                    f"{sum(len(h) for h in inventory.hosts.values())} hosts with a project, "
-                    f"{snapshot.searches} searches")
-
-        def backend() -> str:
-            volumes, _ = svc.backend.list()
-            return f"{svc.backend.name}: {len(volumes)} volumes under {svc.cfg.export_base}"
-
-        def exports_dir() -> str:
-            path = Path(svc.cfg.exports.ganesha.directory if svc.cfg.exports.server == "ganesha"
-                        else svc.cfg.exports.kernel.directory)
-            probe = path
-            while not probe.exists():
-                probe = probe.parent
-            if not os.access(probe, os.W_OK):
-                raise HomevolError(f"{path}: not writable")
-            return f"{path} writable"
-
-        def reload_tool() -> str:
-            missing = svc.applier.missing_tool()
-            if missing:
-                raise HomevolError(missing)
-            if svc.cfg.exports.server == "ganesha":
-                ganesha = svc.cfg.exports.ganesha
-                return f"ganesha: {ganesha.mode} ({ganesha.dbus_address or 'system bus'})"
-            command = svc.cfg.exports.kernel.reload_command
-            return " ".join(command) if command else "no reload command configured (files only)"
-
-        check("directory", directory)
-        check("backend", backend)
-        check("exports directory", exports_dir)
-        check("reload command", reload_tool)
+    check("config", load)
+    for name, fn in _DOCTOR_CHECKS if services else []:
+        check(name, functools.partial(fn, services[0]))
     if as_json:
         report.print_json({"checks": checks, "ok": all(c["ok"] for c in checks)})
     else:

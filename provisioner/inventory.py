@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from .directory import Snapshot
 from .model import Finding, Host, Inventory, Project, RawHost, Severity
@@ -29,12 +30,63 @@ def _host_label(raw: RawHost) -> str:
     return raw.names[0] if raw.names else raw.dn
 
 
+Judged = tuple[RawHost, str | None, tuple[str, ...], tuple[str, ...]]  # host, owner, addresses, names
+
+
+@dataclass
+class _Claims:
+    """Which projects' hosts claim each address and each name (a claim by two is a conflict)."""
+
+    addresses: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    names: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def add(self, projects: Iterable[str], addresses: Iterable[str], names: Iterable[str]) -> None:
+        for project in projects:
+            for address in addresses:
+                self.addresses[address].add(project)
+            for name in names:
+                self.names[name].add(project)
+
+    def conflicts(self, findings: list[Finding]) -> tuple[set[str], set[str]]:
+        addresses = {a for a, owners in self.addresses.items() if len(owners) > 1}
+        names = {n for n, owners in self.names.items() if len(owners) > 1}
+        for identity in sorted(addresses) + sorted(names):
+            owners = self.addresses.get(identity) or self.names[identity]
+            for project in sorted(owners):
+                findings.append(Finding(
+                    "address-conflict",
+                    f"{identity} is claimed by hosts of {', '.join(sorted(owners))}; exported to "
+                    "none of them until the stale entry is removed", project=project, host=identity,
+                    severity=ERROR))
+        return addresses, names
+
+
 def build_inventory(
     snapshot: Snapshot,
     extra_networks: Iterable[ipaddress.IPv4Network] = (),
     clients: str = "address",
 ) -> Inventory:
     findings: list[Finding] = []
+    projects = _judge_projects(snapshot, findings)
+    networks = tuple(extra_networks)
+    claims = _Claims()
+    judged = [j for raw in snapshot.hosts
+              if (j := _judge_host(raw, projects, networks, claims, findings)) is not None]
+    conflicted, conflicted_names = claims.conflicts(findings)
+    hosts = _attribute(judged, conflicted, conflicted_names, clients)
+    for name in projects:
+        if name not in hosts:
+            findings.append(Finding("project-without-hosts", f"project {name} has no instance hosts",
+                                    project=name, severity=INFO))
+    netgroups = None
+    if snapshot.netgroups is not None:
+        netgroups = {ng.name: ng for ng in snapshot.netgroups}
+        findings += [Finding("foreign-netgroup", f"{ng.dn} has homevol's prefix but not its mark; "
+                             "left alone", host=ng.name) for ng in snapshot.netgroups if not ng.owned]
+    return Inventory(projects, hosts, findings, frozenset(conflicted | conflicted_names), netgroups)
+
+
+def _judge_projects(snapshot: Snapshot, findings: list[Finding]) -> dict[str, Project]:
     projects: dict[str, Project] = {}
     for entry in snapshot.projects:
         if entry.nested:
@@ -48,58 +100,45 @@ def build_inventory(
             continue
         projects[entry.name] = Project(entry.name, entry.dn, entry.gid, entry.wants_home)
     _drop_shared_gids(projects, findings)
+    return projects
 
-    networks = tuple(extra_networks)
-    # first pass: judge each host on its own, collect who claims which identity
-    judged: list[tuple[RawHost, str | None, tuple[str, ...], tuple[str, ...]]] = []
-    address_claims: dict[str, set[str]] = defaultdict(set)
-    name_claims: dict[str, set[str]] = defaultdict(set)
-    for raw in snapshot.hosts:
-        label = _host_label(raw)
-        if raw.dns_domain:
-            findings.append(Finding("dns-domain-entry", f"{raw.dn} is a DNS zone entry, never a client",
+
+def _judge_host(raw: RawHost, projects: dict[str, Project], networks: tuple[ipaddress.IPv4Network, ...],
+                claims: _Claims, findings: list[Finding]) -> Judged | None:
+    """One host on its own: its usable identities, its claims, and its one owner (or None)."""
+    label = _host_label(raw)
+    if raw.dns_domain:
+        findings.append(Finding("dns-domain-entry", f"{raw.dn} is a DNS zone entry, never a client",
+                                host=label, severity=INFO))
+        return None
+    addresses, names = _identities(raw, label, networks, findings)
+    if not raw.projects:
+        if raw.instance:
+            findings.append(Finding("host-without-project",
+                                    f"{raw.dn} names no project; not exported", host=label))
+        else:
+            findings.append(Finding("public-address-entry",
+                                    f"{raw.dn} is not an instance (no puppet data); never a client",
                                     host=label, severity=INFO))
-            continue
-        addresses, names = _identities(raw, label, networks, findings)
-        if not raw.projects:
-            if raw.instance:
-                findings.append(Finding("host-without-project",
-                                        f"{raw.dn} names no project; not exported", host=label))
-            else:
-                findings.append(Finding("public-address-entry",
-                                        f"{raw.dn} is not an instance (no puppet data); never a client",
-                                        host=label, severity=INFO))
-            continue
-        known = [p for p in raw.projects if p in projects]
-        for name in raw.projects:
-            if name not in projects:
-                findings.append(Finding("unknown-project", f"{raw.dn} names project {name!r}, "
-                                        "which is not in the directory (or not valid)",
-                                        project=name, host=label))
-        for project in known:
-            for address in addresses:
-                address_claims[address].add(project)
-            for name in names:
-                name_claims[name].add(project)
-        if len(raw.projects) > 1:
-            findings.append(Finding("host-several-projects",
-                                    f"{raw.dn} names {len(raw.projects)} projects "
-                                    f"({', '.join(raw.projects)}); exported to none of them",
-                                    host=label, severity=ERROR))
-            continue
-        judged.append((raw, known[0] if known else None, addresses, names))
+        return None
+    known = [p for p in raw.projects if p in projects]
+    for name in raw.projects:
+        if name not in projects:
+            findings.append(Finding("unknown-project", f"{raw.dn} names project {name!r}, "
+                                    "which is not in the directory (or not valid)",
+                                    project=name, host=label))
+    claims.add(known, addresses, names)
+    if len(raw.projects) > 1:
+        findings.append(Finding("host-several-projects",
+                                f"{raw.dn} names {len(raw.projects)} projects "
+                                f"({', '.join(raw.projects)}); exported to none of them",
+                                host=label, severity=ERROR))
+        return None
+    return raw, known[0] if known else None, addresses, names
 
-    conflicted = {a for a, owners in address_claims.items() if len(owners) > 1}
-    conflicted_names = {n for n, owners in name_claims.items() if len(owners) > 1}
-    for identity in sorted(conflicted) + sorted(conflicted_names):
-        owners = address_claims.get(identity) or name_claims[identity]
-        for project in sorted(owners):
-            findings.append(Finding(
-                "address-conflict",
-                f"{identity} is claimed by hosts of {', '.join(sorted(owners))}; exported to "
-                "none of them until the stale entry is removed", project=project, host=identity,
-                severity=ERROR))
 
+def _attribute(judged: list[Judged], conflicted: set[str], conflicted_names: set[str],
+               clients: str) -> dict[str, list[Host]]:
     hosts: dict[str, list[Host]] = defaultdict(list)
     for raw, owner, addresses, names in judged:
         if owner is None:
@@ -111,17 +150,7 @@ def build_inventory(
         else:
             usable_names = tuple(n for n in names if n not in conflicted_names)
         hosts[owner].append(Host(raw.dn, owner, usable_addresses, usable_names))
-    for name in projects:
-        if name not in hosts:
-            findings.append(Finding("project-without-hosts", f"project {name} has no instance hosts",
-                                    project=name, severity=INFO))
-    netgroups = None
-    if snapshot.netgroups is not None:
-        netgroups = {ng.name: ng for ng in snapshot.netgroups}
-        findings += [Finding("foreign-netgroup", f"{ng.dn} has homevol's prefix but not its mark; "
-                             "left alone", host=ng.name) for ng in snapshot.netgroups if not ng.owned]
-    return Inventory(projects, dict(hosts), findings, frozenset(conflicted | conflicted_names),
-                     netgroups)
+    return dict(hosts)
 
 
 def _drop_shared_gids(projects: dict[str, Project], findings: list[Finding]) -> None:

@@ -266,9 +266,9 @@ def _acl_steps(world: World, after: dict[str, VolumeState], policy: Policy) -> l
         value = policy.acl_for(addresses)
         have = volume.acl if volume is not None else None
         if have != value:
-            steps.append(VolumeAction(project, Step.CLIENTS, reason=f"{policy.acl_name} "
-                                      f"{have if have is not None else '(new)'} → {value}",
-                                      value=value))
+            was = f"was {have}" if have is not None else "new volume"
+            steps.append(VolumeAction(project, Step.CLIENTS, reason=f"{policy.acl_name} {value} "
+                                      f"({was})", value=value))
     return steps
 
 

@@ -184,6 +184,9 @@ def test_auth_allow_follows_the_directory(vws: GlusterWorkspace) -> None:
     volume = vws.volume("alpha")
     assert vws.server.options(volume)["auth.allow"] == "10.68.1.11"
     vws.write_inventory(("a1.x", "10.68.1.11", "alpha"), ("a2.x", "10.68.1.9", "alpha"))
+    dry = vws.ok("sync", "--dry-run")  # the plan shows the auth.allow change, and makes none
+    assert "clients  alpha  (auth.allow 10.68.1.9,10.68.1.11 (was 10.68.1.11))" in dry
+    assert vws.server.options(volume)["auth.allow"] == "10.68.1.11"
     out = vws.ok("sync")
     assert "auth.allow 10.68.1.9,10.68.1.11" in out
     assert vws.server.options(volume)["auth.allow"] == "10.68.1.9,10.68.1.11"

@@ -124,4 +124,4 @@ def test_a_gluster_style_client_list_is_in_the_dry_run() -> None:
                   applied=AppliedState(rules={"alpha": ExportRule("alpha", path, ("10.68.0.1",), ())}))
     steps = make_plan(world, SYNC, policy(False, True, Onboard.NONE)).steps(Step.CLIENTS)
     assert [(s.project, s.reason, s.value) for s in steps] == [
-        ("alpha", "auth.allow NONE → 10.68.0.1", "10.68.0.1")]
+        ("alpha", "auth.allow 10.68.0.1 (was NONE)", "10.68.0.1")]
