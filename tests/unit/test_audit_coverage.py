@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from provisioner.audit import COMMAND_ONLY_STEPS, FACT_KINDS, STEP_FINDINGS, render
 from provisioner.directory import Snapshot
@@ -16,7 +15,7 @@ from provisioner.model import ExportRule, RawHost, RawNetgroup, RawProject, Volu
 from provisioner.placement import MountCheck, MountState, render_unit
 from provisioner.plan import Command, Intent, Onboard, Plan, Policy, Step, make_plan
 from provisioner.world import Placed, Scope, World
-from tests.unit.world_model import BASE, mount_plan, policies, policy, worlds
+from tests.unit.world_model import BASE, cases, mount_plan, policy
 
 SYNC = Intent(Command.SYNC)
 ADDR = "10.68.0.1"
@@ -100,12 +99,6 @@ def test_the_steps_a_sync_never_makes_are_declared() -> None:
 
 def _step_kinds_for(finding_kind: str) -> set[str]:
     return {str(k) for k, kinds in STEP_FINDINGS.items() if finding_kind in kinds}
-
-
-@st.composite
-def cases(draw: st.DrawFn) -> tuple[Policy, World]:
-    pol = draw(policies())
-    return pol, draw(worlds(pol))
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])

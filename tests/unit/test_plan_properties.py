@@ -13,15 +13,9 @@ from provisioner.exports.desired import clients_for
 from provisioner.model import VolumeState
 from provisioner.plan import Command, Intent, Onboard, Plan, Policy, Step, VolumeAction, make_plan
 from provisioner.world import Scope, World
-from tests.unit.world_model import NAMES, policies, policy, simulate, worlds
+from tests.unit.world_model import NAMES, cases, policy, simulate
 
 SYNC = Intent(Command.SYNC)
-
-
-@st.composite
-def cases(draw: st.DrawFn) -> tuple[Policy, World]:
-    pol = draw(policies())
-    return pol, draw(worlds(pol))
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

@@ -125,3 +125,10 @@ def _volume_effect(world: World, project: str, step: Step, size: int | None, val
                                        render_unit(project, target, plan))
     elif step is Step.UNMOUNT:
         world.placed[project] = Placed(mount_plan(project), MountCheck(MountState.NOT_MOUNTED, target))
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[Policy, World]:
+    """A policy, and a world generated for it."""
+    pol = draw(policies())
+    return pol, draw(worlds(pol))
