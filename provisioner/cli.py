@@ -215,6 +215,9 @@ def resize(ctx: click.Context, project: str, size: int, force: bool, dry_run: bo
         report.print_json({"dry_run": dry_run, "volume": volume.to_dict(), "size_bytes": size,
                            "results": [r.to_dict() for r in outcome.results]})
     else:
+        if dry_run:
+            click.echo("dry run: nothing will be changed")
+            report.print_plan(outcome.plan)
         verb = "would resize" if dry_run else "resized"
         click.echo(f"{project}: {verb} to {format_size(size)}")
     if not outcome.ok:

@@ -20,6 +20,7 @@ from .exports.desired import clients_for, export_rule
 from .model import ExportRule, Finding, Inventory, Volume, VolumeState, home_path
 from .netgroup import NetgroupChange, plan_netgroups
 from .placement import MountState, render_unit
+from .sizes import format_size
 from .world import Scope, World
 
 
@@ -193,7 +194,7 @@ def _named_steps(project: str, volume: Volume | None, intent: Intent, policy: Po
         return []
     if intent.command is Command.RESIZE:
         return [VolumeAction(project, Step.RESIZE, intent.size_bytes,
-                             f"from {volume.size_bytes}" if volume else "")]
+                             f"from {format_size(volume.size_bytes)}" if volume else "")]
     steps = []
     if state in (VolumeState.ACTIVE, VolumeState.CREATING):
         steps.append(VolumeAction(project, Step.RETIRE, reason="data kept"))
