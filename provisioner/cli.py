@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -79,6 +80,11 @@ def _finish(outcome: Outcome, as_json: bool, dry_run: bool, verbose: bool) -> No
     if outcome.refused is not None:
         click.echo(f"homevol: {outcome.refused}", err=True)
         sys.exit(outcome.refused.exit_code)
+    if outcome.interrupted is not None:
+        name = signal.Signals(outcome.interrupted).name
+        click.echo(f"homevol: {name}: interrupted after {len(outcome.results)} of {outcome.steps} "
+                   "steps (the one under way was finished); re-run the command to finish", err=True)
+        sys.exit(128 + outcome.interrupted)
     if not outcome.ok:
         sys.exit(ExitCode.ERROR)
 
@@ -464,22 +470,34 @@ def audit(ctx: click.Context, project: str | None, as_json: bool, as_csv: bool, 
         sys.exit(ExitCode.DRIFT)
 
 
+class Terminated(BaseException):
+    """SIGTERM outside a run's steps (the executor defers it while it applies a plan)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main() -> None:
     """Entry point: one line on stderr and a documented exit code for every failure."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("homevol: SIGINT: interrupted before any change; nothing to undo", err=True)
+            sys.exit(128 + signal.SIGINT)
         click.echo("homevol: aborted", err=True)
         sys.exit(ExitCode.ERROR)
+    except Terminated:
+        click.echo("homevol: SIGTERM: stopped before any change; nothing to undo", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except click.ClickException as exc:
         click.echo(f"homevol: {exc.format_message()}", err=True)
         sys.exit(ExitCode.USAGE)
     except HomevolError as exc:
         click.echo(f"homevol: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("homevol: interrupted", err=True)
-        sys.exit(ExitCode.ERROR)
     except Exception as exc:  # a bug: still one line, with a way to see more
         if os.environ.get("HOMEVOL_DEBUG"):
             raise

@@ -5,13 +5,20 @@ stamped retired) before it is mounted, mounted before it is exported, a netgroup
 hosts before an export names it, the export is gone before the home is unmounted, and the
 volume is retired and unmounted before it is purged. Once a step of a project fails, that
 project's later steps are skipped (and say so); the other projects go on.
+
+SIGINT and SIGTERM during a run do not cut a step in half: the step under way finishes, the
+rest is not started, and the outcome says how far it got (every step is safe to redo, so the
+next run finishes the job).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from backends import VolumeBackend
@@ -38,6 +45,7 @@ class _Run:
     results: list[ApplyResult] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
     volumes: dict[str, Volume] = field(default_factory=dict)  # as the last step left them
+    stopped_by: int | None = None  # the signal that asked the run to stop
 
     def record(self, result: ApplyResult) -> None:
         self.results.append(result)
@@ -45,6 +53,8 @@ class _Run:
             self.failed.add(result.project)
 
     def attempt(self, project: str, action: str, step: Callable[[], str]) -> None:
+        if self.stopped_by is not None:
+            return
         if project in self.failed:
             self.results.append(ApplyResult(project, action, False, SKIPPED))
             return
@@ -64,19 +74,25 @@ class Executor:
         self.applier = applier
         self.placement = placement
 
-    def run(self, plan: Plan, world: World, intent: Intent) -> tuple[list[ApplyResult], dict[str, Volume]]:
-        """The results, and the volumes as the steps left them."""
+    def run(self, plan: Plan, world: World, intent: Intent) -> _Run:
+        """The results, the volumes as the steps left them, and the signal that stopped it."""
         run = _Run(volumes=dict(world.volumes))
-        self._volume_steps(run, plan, intent, (Step.CREATE, Step.FINISH, Step.ACTIVATE,
-                                               Step.RESIZE, Step.RETIRE))
-        self._volume_steps(run, plan, intent, (Step.MOUNT, Step.UNIT), world)
-        self._netgroups(run, plan, upserts=True)
-        self._exports(run, plan)
-        self._volume_steps(run, plan, intent, (Step.CLIENTS,))
-        self._netgroups(run, plan, upserts=False)
-        self._volume_steps(run, plan, intent, (Step.UNMOUNT, Step.PURGE), world)
+        phases: list[Callable[[], None]] = [
+            functools.partial(self._volume_steps, run, plan, intent,
+                              (Step.CREATE, Step.FINISH, Step.ACTIVATE, Step.RESIZE, Step.RETIRE)),
+            functools.partial(self._volume_steps, run, plan, intent, (Step.MOUNT, Step.UNIT), world),
+            functools.partial(self._netgroups, run, plan, True),
+            functools.partial(self._exports, run, plan),
+            functools.partial(self._volume_steps, run, plan, intent, (Step.CLIENTS,)),
+            functools.partial(self._netgroups, run, plan, False),
+            functools.partial(self._volume_steps, run, plan, intent, (Step.UNMOUNT, Step.PURGE), world),
+        ]
+        with _deferred_signals(run):
+            for phase in phases:
+                if run.stopped_by is None:
+                    phase()
         _log_per_project(run.results)
-        return run.results, run.volumes
+        return run
 
     # ----- volume-side steps -----------------------------------------------------------------
     def _volume_steps(self, run: _Run, plan: Plan, intent: Intent, kinds: tuple[Step, ...],
@@ -134,6 +150,8 @@ class Executor:
     # ----- exports and netgroups ---------------------------------------------------------------
     def _exports(self, run: _Run, plan: Plan) -> None:
         """Every export change in one batch (one reload of the server), one result each."""
+        if run.stopped_by is not None:
+            return
         todo: dict[str, ExportChange] = {}
         for change in plan.changes:
             if change.project in run.failed:
@@ -151,12 +169,34 @@ class Executor:
     def _netgroups(self, run: _Run, plan: Plan, upserts: bool) -> None:
         """Upserts before the exports (an export must name a netgroup that holds its hosts),
         removals after them."""
+        if run.stopped_by is not None:
+            return
         changes = [c for c in plan.netgroups if (c.action != "remove") == upserts]
         for change in [c for c in changes if c.project in run.failed]:
             run.results.append(ApplyResult(change.project, f"netgroup-{change.action}", False, SKIPPED))
         todo = [c for c in changes if c.project not in run.failed]
         for result in apply_netgroups(self.cfg.directory.ldap, todo):
             run.record(result)
+
+
+@contextlib.contextmanager
+def _deferred_signals(run: _Run) -> Iterator[None]:
+    """SIGINT/SIGTERM mark the run as stopping instead of cutting the current step in half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        run.stopped_by = signum
+        log.warning("%s received: finishing the current step, then stopping",
+                    signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _log_per_project(results: list[ApplyResult]) -> None:

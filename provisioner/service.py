@@ -45,6 +45,8 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     refused: GuardRefused | None = None  # set on dry runs that a guard would refuse
     volumes: dict[str, Volume] = field(default_factory=dict)  # as observed, then as applied
+    interrupted: int | None = None  # the signal (SIGINT, SIGTERM) that stopped the run early
+    steps: int = 0  # how many steps the plan had (for "interrupted after N of M")
 
     @property
     def ok(self) -> bool:
@@ -133,8 +135,9 @@ class Homevol:
             outcome.refused = refusal
         if dry_run or plan.empty:
             return outcome
-        outcome.results, outcome.volumes = Executor(
-            self.cfg, self.backend, self.applier, self.placement).run(plan, world, intent)
+        run = Executor(self.cfg, self.backend, self.applier, self.placement).run(plan, world, intent)
+        outcome.results, outcome.volumes, outcome.interrupted = run.results, run.volumes, run.stopped_by
+        outcome.steps = len(plan.volumes) + len(plan.changes) + len(plan.netgroups)
         outcome.applied = True
         return outcome
 

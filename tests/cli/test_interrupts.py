@@ -1,0 +1,67 @@
+"""SIGINT and SIGTERM never cut a step in half: the step under way finishes, the rest waits for
+the next run, and the exit code says which signal stopped it."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from backends.local import LocalBackend
+from provisioner import config as config_mod
+from provisioner.model import Volume
+from provisioner.service import Homevol
+from tests.conftest import Workspace
+
+INVENTORY = ("[projects.alpha]\n[projects.beta]\n"
+             '[[hosts]]\nname = "a.x"\naddress = "10.0.0.1"\nproject = "alpha"\n'
+             '[[hosts]]\nname = "b.x"\naddress = "10.0.0.2"\nproject = "beta"\n')
+
+
+class _SignalOnFirstCreate(LocalBackend):
+    """Sends the process a signal in the middle of the first volume it creates."""
+
+    signum = signal.SIGINT
+    sent = False
+
+    def ensure(self, project: str, size_bytes: int, gid: int | None = None, adopt: bool = False) -> Volume:
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+        return super().ensure(project, size_bytes, gid, adopt)
+
+
+def _service(workspace: Workspace, signum: signal.Signals) -> Homevol:
+    (workspace.root / "inventory.toml").write_text(INVENTORY)
+    workspace.configure(sync={"onboard": "all"})
+    cfg = config_mod.load(str(workspace.config_path), environ={})
+    backend = _SignalOnFirstCreate(cfg.export_base, cfg.backend.local)
+    backend.signum = signum
+    return Homevol(cfg, backend=backend)
+
+
+def test_a_signal_during_a_step_finishes_that_step_and_stops(workspace: Workspace) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        service = _service(workspace, signum)
+        outcome = service.sync()
+        assert outcome.interrupted == signum
+        assert [(r.project, r.action, r.ok) for r in outcome.results] == [("alpha", "volume-create", True)]
+        assert (workspace.base / "alpha").is_dir() and not (workspace.base / "beta").exists()
+        assert workspace.exports_files() == {}  # the exports phase was not started
+        finished = Homevol(service.cfg).sync()  # the next run finishes the job
+        assert finished.interrupted is None and finished.ok
+        assert {r.action for r in finished.results} == {"volume-create", "export-add"}
+        assert Homevol(service.cfg).sync().plan.empty
+        for project in ("alpha", "beta"):  # start again for the other signal
+            assert Homevol(service.cfg).purge(project).ok
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_the_command_says_how_far_it_got_and_exits_128_plus_the_signal(workspace: Workspace) -> None:
+    (workspace.root / "inventory.toml").write_text(INVENTORY)
+    workspace.configure(sync={"onboard": "all"},
+                        exports={"kernel": {"reload_command": ["sh", "-c", "kill -TERM $PPID"]}})
+    result = workspace.homevol("sync")
+    assert result.code == 128 + signal.SIGTERM, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("homevol: SIGTERM: interrupted after 4 of 4 steps")
+    assert "re-run" in last
