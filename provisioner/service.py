@@ -144,12 +144,12 @@ class Homevol:
     # ----- commands ------------------------------------------------------------------------
     def sync(self, *, project: str | None = None, dry_run: bool = False, force: bool = False
              ) -> Outcome:
-        world = self.observe(_scope(project))
+        world = _known(self.observe(_scope(project)))
         return self.decide(world, Intent(Command.SYNC), dry_run=dry_run, force=force)
 
     def exports(self, *, project: str | None = None, dry_run: bool = False, force: bool = False,
                 directory: Directory | None = None) -> Outcome:
-        world = self.observe(_scope(project), directory=directory)
+        world = _known(self.observe(_scope(project), directory=directory))
         return self.decide(world, Intent(Command.EXPORTS), dry_run=dry_run, force=force)
 
     def onboard(self, project: str, size_bytes: int | None, *, dry_run: bool = False,
@@ -191,6 +191,8 @@ class Homevol:
             raise BackendError(f"the {self.backend.name} backend keeps no snapshots; "
                                "--retain-snapshots does not apply")
         world = self.observe(Scope.of([project]), need=DirectoryNeed.NETGROUPS)
+        if project not in world.volumes and project not in world.applied.rules:
+            _known(self.observe(Scope.of([project])))  # a typo is exit 2, not "already gone"
         intent = Intent(Command.PURGE, frozenset({project}), retain_snapshots=retain_snapshots)
         return self.decide(world, intent, dry_run=dry_run, force=False)
 
@@ -200,7 +202,7 @@ class Homevol:
         world = self.observe(Scope.of([project]), need=DirectoryNeed.NONE, usage=True)
         current = world.volumes.get(project)
         if current is None:
-            raise BackendError(f"{project}: no volume owned by homevol")
+            raise InvalidInput(f"{project}: no volume owned by homevol")
         # a dry run checks the usage it read; a real run leaves the judgement to the backend
         # (Ceph refuses in its own words, with its own up-to-date usage)
         if dry_run and not force and current.used_bytes is not None and size_bytes < current.used_bytes:
@@ -218,7 +220,7 @@ class Homevol:
 
         Returns the differences and the number of exports checked."""
         scope = _scope(project)
-        world = self.observe(Scope())
+        world = _known(self.observe(Scope()), project)
         states = {p: v.state for p, v in world.volumes.items()}
         desired = desired_exports(world.inventory, states, self.policy())
         live = self.applier.live()
@@ -236,6 +238,19 @@ class Homevol:
                 differences.append(Difference(name, path, tuple(sorted(want - have)),
                                               tuple(sorted(have - want))))
         return differences, len(paths) if scope.everything else len(scope.projects or ())
+
+
+def _known(world: World, project: str | None = None) -> World:
+    """A project a command names must be one homevol can know of: in the directory, or with a
+    volume or an export (InvalidInput, exit 2, for a typo)."""
+    names = world.scope.projects or ({project} if project else set())
+    for name in names:
+        if world.inventory is not None and name not in world.inventory.projects \
+                and name not in world.volumes and name not in world.applied.rules \
+                and name not in world.applied.blocked:
+            raise InvalidInput(f"{name}: not a project in the directory ({world.source}), and "
+                               "homevol has no volume or export for it")
+    return world
 
 
 def _scope(project: str | None) -> Scope:

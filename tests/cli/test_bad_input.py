@@ -26,6 +26,18 @@ def test_invalid_project_names_are_refused(workspace: Workspace, name: str) -> N
     assert not workspace.base.exists()
 
 
+def test_a_project_homevol_cannot_know_of_is_exit_2_in_every_command(workspace: Workspace) -> None:
+    (workspace.root / "inventory.toml").write_text(
+        '[projects.alpha]\n[[hosts]]\nname = "a.x"\naddress = "10.0.0.1"\nproject = "alpha"\n')
+    for args in (["sync", "-p", "nosuch"], ["exports", "plan", "-p", "nosuch"],
+                 ["exports", "apply", "-p", "nosuch"], ["verify", "nosuch"], ["audit", "-p", "nosuch"],
+                 ["resize", "nosuch", "1G"], ["purge", "nosuch", "--yes"], ["onboard", "nosuch"]):
+        result = workspace.homevol(*args)
+        assert result.code == 2, (args, result.stdout, result.stderr)
+        assert "nosuch" in _one_line(result.stderr)
+    assert workspace.homevol("offboard", "nosuch").code == 0  # the cloud may repeat a deletion
+
+
 @pytest.mark.parametrize("size", ["lots", "-5G", "0", "5Q", "1e9"])
 def test_bad_sizes_are_usage_errors(workspace: Workspace, size: str) -> None:
     result = workspace.homevol("onboard", "alpha", "--size", size)
