@@ -13,6 +13,7 @@ import click
 
 from .audit import AuditReport
 from .model import Finding, Severity
+from .names import printable
 from .sizes import format_size
 
 INFO = Severity.INFO
@@ -104,10 +105,11 @@ def print_table(report: AuditReport, verbose: bool = False, colour: bool = False
             if f.severity == INFO and not verbose:
                 hidden += 1
                 continue
-            host = f"{f.host}: " if f.host else ""
-            click.echo(f"    {paint(f'{f.severity:<7}', str(f.severity))} {f.kind:<26} {host}{f.detail}")
+            host = f"{printable(f.host)}: " if f.host else ""
+            click.echo(f"    {paint(f'{f.severity:<7}', str(f.severity))} {f.kind:<26} "
+                       f"{host}{printable(f.detail)}")
             if f.fix:
-                click.echo(f"            fix: {f.fix}")
+                click.echo(f"            fix: {printable(f.fix)}")
         if hidden:
             click.echo(f"    ({hidden} info; --verbose lists them)")
 

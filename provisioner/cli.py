@@ -17,6 +17,7 @@ from . import config as config_mod
 from . import hook as hook_mod
 from . import report
 from .errors import ExitCode, HomevolError
+from .names import printable
 from .service import Homevol, Outcome
 from .sizes import format_size, parse_size
 
@@ -89,6 +90,13 @@ def _finish(outcome: Outcome, as_json: bool, dry_run: bool, verbose: bool) -> No
         sys.exit(ExitCode.ERROR)
 
 
+class _PrintableFormatter(logging.Formatter):
+    """A log record is one journal line: control characters in it are escaped, never obeyed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 dry_run_option = click.option("--dry-run", "-n", is_flag=True,
                               help="Show the plan (the diff) and change nothing.")
@@ -117,8 +125,9 @@ def cli(ctx: click.Context, config_path: str | None, quiet: bool) -> None:
     guards refuse plans that look like a broken directory.
     """
     ctx.ensure_object(dict)["config_path"] = config_path
-    logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, stream=sys.stderr,
-                        format="homevol: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("homevol: %(message)s"))
+    logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, handlers=[handler], force=True)
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -320,7 +329,8 @@ def verify(ctx: click.Context, project: str | None, as_json: bool) -> None:
     else:
         for diff in differences:
             parts = [f"+{c}" for c in diff.missing] + [f"-{c}" for c in diff.extra]
-            click.echo(f"DIFF  {diff.project}  {diff.path}  server lacks/has extra: {' '.join(parts)}")
+            click.echo(printable(f"DIFF  {diff.project}  {diff.path}  server lacks/has extra: "
+                                 f"{' '.join(parts)}"))
         click.echo(f"{checked} exports checked, {len(differences)} differ")
     if differences:
         sys.exit(ExitCode.DRIFT)

@@ -92,3 +92,13 @@ def is_exportable_address(
 
 def is_netgroup_name(name: str) -> bool:
     return bool(_NETGROUP_RE.fullmatch(name))
+
+
+_UNPRINTABLE_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """One line for people and the journal: control characters (a newline or an escape sequence
+    smuggled in through a directory value) are shown as ``\\xNN``/``\\uNNNN``, never obeyed."""
+    return _UNPRINTABLE_RE.sub(lambda m: repr(m.group())[1:-1] if ord(m.group()) < 0x100
+                               else f"\\u{ord(m.group()):04x}", text)

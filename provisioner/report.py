@@ -12,6 +12,7 @@ import click
 
 from .exports import ExportChange
 from .model import Finding, Severity
+from .names import printable
 from .plan import Plan
 from .service import Outcome
 from .sizes import format_size
@@ -53,10 +54,15 @@ def outcome_to_dict(outcome: Outcome, dry_run: bool) -> dict[str, Any]:
     }
 
 
+def _say(text: str) -> None:
+    """One line for people: a directory value can never start a new line or an escape."""
+    click.echo(printable(text))
+
+
 def print_json(data: Any) -> None:
     """Indented for a person at a terminal; compact (and several times faster) for a pipe."""
     indent = 2 if sys.stdout.isatty() else None
-    click.echo(json.dumps(data, indent=indent))
+    click.echo(json.dumps(data, indent=indent))  # JSON escapes on its own
 
 
 def _clients(change: ExportChange) -> str:
@@ -68,29 +74,29 @@ def _clients(change: ExportChange) -> str:
 
 def print_plan(plan: Plan, verbose: bool = False, show_unchanged: bool = False) -> None:
     if plan.volumes:
-        click.echo("volumes:")
+        _say("volumes:")
         for action in plan.volumes:
             size = f" {format_size(action.size_bytes)}" if action.size_bytes else ""
-            click.echo(f"  {action.action}{size}  {action.project}"
+            _say(f"  {action.action}{size}  {action.project}"
                        + (f"  ({action.reason})" if action.reason else ""))
     shown = [c for c in plan.exports if show_unchanged or c.action != "unchanged"]
     if shown:
-        click.echo("exports:")
+        _say("exports:")
         for change in shown:
             rule = change.after or change.before
             why = f"  ({change.reason})" if change.reason else ""
-            click.echo(f"  {_MARK[change.action]} {change.project}  {rule.path if rule else ''}  "
+            _say(f"  {_MARK[change.action]} {change.project}  {rule.path if rule else ''}  "
                        f"{_clients(change)}{why}")
     if plan.netgroups:
-        click.echo("netgroups:")
+        _say("netgroups:")
         for ng in plan.netgroups:
             delta = " ".join([f"+{t}" for t in ng.added] + [f"-{t}" for t in ng.removed])
-            click.echo(f"  {_MARK.get(ng.action, '!')} {ng.name}  {delta}")
+            _say(f"  {_MARK.get(ng.action, '!')} {ng.name}  {delta}")
     unchanged = sum(1 for c in plan.exports if c.action == "unchanged")
     if plan.empty:
-        click.echo(f"no changes ({unchanged} exports up to date)")
+        _say(f"no changes ({unchanged} exports up to date)")
     elif unchanged and not show_unchanged:
-        click.echo(f"  ({unchanged} exports unchanged)")
+        _say(f"  ({unchanged} exports unchanged)")
     print_findings(plan.findings, verbose)
 
 
@@ -98,21 +104,21 @@ def print_findings(findings: list[Finding], verbose: bool = False) -> None:
     if not findings:
         return
     counts = Counter(f.severity for f in findings)
-    click.echo("findings: " + ", ".join(f"{counts[s]} {s}" for s in Severity if counts[s]))
+    _say("findings: " + ", ".join(f"{counts[s]} {s}" for s in Severity if counts[s]))
     for finding in findings:
         if finding.severity == Severity.INFO and not verbose:
             continue
         who = " ".join(x for x in (finding.project, finding.host) if x)
-        click.echo(f"  {finding.severity:<7} {finding.kind:<26} {who + ': ' if who else ''}{finding.detail}")
+        _say(f"  {finding.severity:<7} {finding.kind:<26} {who + ': ' if who else ''}{finding.detail}")
     hidden = Counter(f.kind for f in findings if f.severity == Severity.INFO)
     if hidden and not verbose:
-        click.echo("  info: " + ", ".join(f"{n} {k}" for k, n in sorted(hidden.items()))
+        _say("  info: " + ", ".join(f"{n} {k}" for k, n in sorted(hidden.items()))
                    + " (--verbose lists them)")
 
 
 def print_results(outcome: Outcome) -> None:
     for note in outcome.notes:
-        click.echo(f"note: {note}")
+        _say(f"note: {note}")
     for result in outcome.results:
         status = "ok" if result.ok else "FAILED"
-        click.echo(f"  {status:<6} {result.project}  {result.action}  {result.detail}")
+        _say(f"  {status:<6} {result.project}  {result.action}  {result.detail}")

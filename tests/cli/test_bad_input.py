@@ -86,3 +86,15 @@ def test_unknown_commands_are_usage_errors(workspace: Workspace) -> None:
     result = workspace.homevol("frobnicate")
     assert result.code == 2
     _one_line(result.stderr)
+
+
+def test_a_hostile_directory_value_never_starts_a_line_or_an_escape(workspace: Workspace) -> None:
+    (workspace.root / "inventory.toml").write_text(
+        '[projects.alpha]\n[[hosts]]\nname = "evil\\nINJECTED: fake line\\u001b[31m"\n'
+        'address = "10.0.0.1"\nproject = "alpha"\n')
+    assert workspace.homevol("onboard", "alpha").code == 0
+    for args in (["sync", "--dry-run", "-v"], ["audit", "-v"], ["sync"]):
+        result = workspace.homevol(*args)
+        for line in (result.stdout + result.stderr).splitlines():
+            assert not line.startswith("INJECTED") and "\x1b" not in line, (args, line)
+        assert "evil\\nINJECTED" in result.stdout + result.stderr or args == ["sync"]
