@@ -385,6 +385,7 @@ _MANUAL = {
     "host-several-projects": "manual: keep one instanceproject value on {host}",
     "address-conflict": "manual: delete the stale host entry that claims {host}",
     "invalid-address": "manual: correct the aRecord of {host}",
+    "unusable-address": "manual: correct the aRecord of {host}",
     "public-address": "manual: add its network to exports.extra_client_networks if it is the "
                       "instances' own",
     "host-without-address": "manual: give {host} an aRecord (usually assigned soon after creation)",

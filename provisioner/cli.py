@@ -458,6 +458,9 @@ def audit(ctx: click.Context, project: str | None, as_json: bool, as_csv: bool, 
 
     if as_json and as_csv:
         raise click.UsageError("--json and --csv exclude each other")
+    if project is not None and prometheus_file:
+        raise click.UsageError("--prometheus writes the metrics of every project: a one-project "
+                               "file would replace them; leave out --project")
     target = Path(prometheus_file) if prometheus_file else None
     if target is not None and not target.parent.is_dir():
         raise click.UsageError(f"--prometheus: {target.parent} is not a directory")

@@ -506,3 +506,11 @@ def test_a_bad_usage_warning_is_a_config_error(ws: Workspace, value: str) -> Non
     result = ws.homevol("audit")
     assert result.code == 2
     assert "audit.usage_warning" in _one_line(result)
+
+
+def test_a_one_project_audit_never_replaces_the_site_metrics(ws: Workspace, tmp_path: Path) -> None:
+    metrics = tmp_path / "homevol.prom"
+    metrics.write_text("site\n")
+    result = ws.homevol("audit", "-p", "alpha", "--prometheus", str(metrics))
+    assert result.code == 2 and "--prometheus" in result.stderr
+    assert metrics.read_text() == "site\n"

@@ -124,3 +124,14 @@ def test_removal_share_counts_removed_clients_outside_exempt_projects() -> None:
     plan = Plan(exports=plan_exports({"alpha": (_rule("alpha", "1"), "")}, applied))
     assert plan.removed_clients() == 2
     assert plan.removed_clients(exempt={"beta"}) == 1
+
+
+def test_addresses_that_mean_everyone_are_their_own_kind_never_a_client() -> None:
+    import ipaddress
+
+    for value in ("0.0.0.0", "255.255.255.255", "127.0.0.1", "224.0.0.1", "169.254.1.1"):
+        snapshot = Snapshot(projects=(RawProject("cn=alpha", "alpha"),),
+                            hosts=(RawHost("h", ("alpha",), (value,), ("h.x",)),), source="t")
+        inv = build_inventory(snapshot, [ipaddress.IPv4Network("0.0.0.0/0")])
+        assert [f.kind for f in inv.findings if f.kind.endswith("-address")] == ["unusable-address"]
+        assert inv.hosts_of("alpha")[0].addresses == ()
