@@ -12,6 +12,7 @@ removed.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -21,6 +22,8 @@ import time
 from pathlib import Path
 
 BRIDGE, SERVER = "hvbr0", "198.18.1.1"
+# the bridge, the namespaces and Ganesha's address are fixed: one suite at a time owns them
+LOCK = Path("/run/lock/homevol-nfs-test.lock")
 HOSTS = {"hvA": "198.18.1.11", "hvB": "198.18.1.12", "hvC": "198.18.1.13"}
 TOOLS = ("ganesha.nfsd", "dbus-daemon", "nfs-ls", "nfs-cat", "nfs-cp", "ip")
 
@@ -74,7 +77,21 @@ class NfsStack:
         self.made.clear()
 
     # ----- dbus and ganesha ------------------------------------------------------------------
+    def _lock_session(self, wait: float = 900.0) -> None:
+        LOCK.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(LOCK, "w")  # noqa: SIM115 - held for the whole session
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"another test session holds {LOCK}") from None
+                time.sleep(0.5)
+
     def start(self) -> None:
+        self._lock_session()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.exports_dir.mkdir(exist_ok=True)
         (self.workdir / "recov").mkdir(exist_ok=True)
@@ -142,6 +159,8 @@ EXPORT_DEFAULTS {{ Access_Type = None; Protocols = 4; Transports = TCP; SecType 
                 os.kill(self.dbus_pid, signal.SIGTERM)
             self.dbus_pid = None
         self.network_down()
+        if getattr(self, "_lock", None) is not None:
+            self._lock.close()  # releases the lock
 
     # ----- the userspace NFS client inside a namespace ---------------------------------------
     def client(self, ns: str, *argv: str) -> subprocess.CompletedProcess[bytes]:
