@@ -90,11 +90,51 @@ def _finish(outcome: Outcome, as_json: bool, dry_run: bool, verbose: bool) -> No
         sys.exit(ExitCode.ERROR)
 
 
+_JOURNAL_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+                     logging.CRITICAL: 2}
+
+
 class _PrintableFormatter(logging.Formatter):
-    """A log record is one journal line: control characters in it are escaped, never obeyed."""
+    """A log record is one journal line: control characters in it are escaped, never obeyed.
+    Under systemd (``JOURNAL_STREAM`` set) each line starts with its syslog priority (``<3>``),
+    which the journal turns into the entry's priority."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return printable(super().format(record))
+        text = printable(super().format(record))
+        if os.environ.get("JOURNAL_STREAM"):
+            return f"<{_JOURNAL_PRIORITY.get(record.levelno, 6)}>{text}"
+        return text
+
+
+def _setup_logging(level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("homevol: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def _set_config(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.find_root().ensure_object(dict)["config_path"] = value
+
+
+def _set_level(level: int) -> Callable[[click.Context, click.Parameter, bool], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            _setup_logging(level)
+    return callback
+
+
+def _global_params() -> list[click.Parameter]:
+    """--config, -q and --debug, accepted before or after the command name alike."""
+    return [
+        click.Option(["--config"], type=click.Path(dir_okay=False), expose_value=False,
+                     callback=_set_config, is_eager=True,
+                     help="TOML config file (default: $HOMEVOL_CONFIG, then /etc/homevol/config.toml)."),
+        click.Option(["--quiet", "-q"], is_flag=True, expose_value=False,
+                     callback=_set_level(logging.ERROR), help="Log errors only."),
+        click.Option(["--debug"], is_flag=True, expose_value=False, callback=_set_level(logging.DEBUG),
+                     help="Log debug messages too."),
+    ]
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -104,13 +144,11 @@ verbose_option = click.option("--verbose", "-v", is_flag=True,
                               help="List informational findings too.")
 
 
-@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="TOML config file (default: $HOMEVOL_CONFIG, then /etc/homevol/config.toml).")
-@click.option("--quiet", "-q", is_flag=True, help="Log errors only.")
+@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]},
+             params=_global_params())
 @click.version_option(package_name="homevol")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, quiet: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """Give every project a home volume and export it over NFS to its instances only.
 
     \b
@@ -124,10 +162,9 @@ def cli(ctx: click.Context, config_path: str | None, quiet: bool) -> None:
     Every change is planned first; --dry-run prints the plan, and the safety
     guards refuse plans that look like a broken directory.
     """
-    ctx.ensure_object(dict)["config_path"] = config_path
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_PrintableFormatter("homevol: %(message)s"))
-    logging.basicConfig(level=logging.ERROR if quiet else logging.INFO, handlers=[handler], force=True)
+    ctx.ensure_object(dict)
+    if not logging.getLogger().handlers:
+        _setup_logging(logging.INFO)
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -478,9 +515,27 @@ def audit(ctx: click.Context, project: str | None, as_json: bool, as_csv: bool, 
     elif as_csv:
         click.echo(audit_output.to_csv(result), nl=False)
     else:
-        audit_output.print_table(result, verbose, colour=sys.stdout.isatty())
+        audit_output.print_table(result, verbose, colour=_colour())
     if fail_on_drift and result.drift:
         sys.exit(ExitCode.DRIFT)
+
+
+def _colour() -> bool:
+    """Colour only for a person at a terminal that wants it (NO_COLOR, TERM=dumb: none)."""
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def _every_command(group: click.Group) -> list[click.Command]:
+    found: list[click.Command] = []
+    for command in group.commands.values():
+        found.append(command)
+        if isinstance(command, click.Group):
+            found += _every_command(command)
+    return found
+
+
+for _command in _every_command(cli):  # homevol sync -q works as well as homevol -q sync
+    _command.params.extend(_global_params())
 
 
 class Terminated(BaseException):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 import shutil
 import stat
 import subprocess
@@ -73,3 +74,20 @@ def test_logs_say_one_line_per_project_touched_and_nothing_otherwise(workspace: 
     assert [line.split(":")[1].strip() for line in lines] == ["alpha", "beta"]
     assert all("volume-create" in line and "export-add" in line for line in lines)
     assert workspace.homevol("sync").stderr == ""
+
+
+def test_global_options_work_after_the_command_and_logs_carry_journal_priorities(
+        workspace: Workspace) -> None:
+    (workspace.root / "inventory.toml").write_text(
+        '[projects.alpha]\n[[hosts]]\nname = "a.x"\naddress = "10.0.0.1"\nproject = "alpha"\n')
+    config = str(workspace.config_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEVOL_")}
+    proc = subprocess.run([sys.executable, "-m", "provisioner", "onboard", "alpha", "--config", config],
+                          capture_output=True, text=True, env={**env, "JOURNAL_STREAM": "8:1234"},
+                          cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines()[0].startswith("<6>homevol: alpha: volume-create")
+    quiet = subprocess.run([sys.executable, "-m", "provisioner", "offboard", "alpha", "-q",
+                            "--config", config], capture_output=True, text=True, env=env, cwd=REPO,
+                           timeout=60)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
