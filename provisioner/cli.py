@@ -316,6 +316,28 @@ def exports_apply(ctx: click.Context, project: str | None, dry_run: bool, force:
     _finish(outcome, as_json, dry_run, verbose)
 
 
+@exports.command("show", epilog=EXIT_CODES)
+@click.option("--project", "-p", help="Only this project.")
+@json_option
+@click.pass_context
+def exports_show(ctx: click.Context, project: str | None, as_json: bool) -> None:
+    """List what homevol has applied, client by client (like exportfs -v).
+
+    Reads homevol's own exports files; `homevol verify` asks the running
+    server instead.
+    """
+    rules = sorted(_service(ctx).listing().applied.rules.values(), key=lambda r: r.project)
+    rules = [r for r in rules if project is None or r.project == project]
+    if as_json:
+        report.print_json({"exports": [r.to_dict() for r in rules]})
+        return
+    for rule in rules:
+        options = ",".join(rule.options)
+        for index, client in enumerate(rule.clients or ("(no clients)",)):
+            path = rule.path if index == 0 else ""
+            click.echo(printable(f"{path:<40} {client}({options})"))
+
+
 @cli.command(epilog=EXIT_CODES)
 @click.argument("event", required=False, metavar="[EVENT", type=click.Choice(hook_mod.EVENTS))
 @click.argument("project", required=False, metavar="PROJECT")

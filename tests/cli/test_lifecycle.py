@@ -207,3 +207,15 @@ def test_a_volume_whose_project_left_the_directory_is_unexported_and_reported(
     orphans = [f for f in result.json["findings"] if f["kind"] == "volume-without-project"]
     assert [f["project"] for f in orphans] == ["beta"]
     assert (ws.base / "beta" / ".homevol.json").exists()  # data kept
+
+
+def test_exports_show_lists_every_client_with_its_options(workspace: Workspace) -> None:
+    ws = _setup(workspace)
+    assert ws.homevol("onboard", "alpha").code == 0
+    shown = ws.homevol("exports", "show")
+    assert shown.code == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines and lines[0].startswith(str(ws.base / "alpha"))
+    assert all("(rw," in line for line in lines)
+    data = ws.homevol("exports", "show", "--json").json
+    assert data["exports"][0]["project"] == "alpha" and data["exports"][0]["clients"]
