@@ -19,11 +19,9 @@ from backends import VolumeBackend, get_backend
 from . import guards
 from .config import Config
 from .directory import Snapshot, read_snapshot
-from .errors import BackendError, ConfigError, GuardRefused, HomevolError, InvalidInput
-from .exports import Applier, ApplyResult, ExportChange
+from .errors import BackendError, GuardRefused, HomevolError, InvalidInput
+from .exports import Applier, ApplyResult, ExportChange, get_applier
 from .exports.desired import clients_for, export_rule
-from .exports.ganesha import GaneshaExports
-from .exports.kernel import KernelExports
 from .inventory import build_inventory
 from .lock import held
 from .model import ExportRule, Finding, Inventory, Volume, VolumeState
@@ -59,14 +57,7 @@ class Homevol:
     def __init__(self, cfg: Config, backend: VolumeBackend | None = None) -> None:
         self.cfg = cfg
         self.backend = backend or get_backend(cfg)
-        self.applier: Applier = KernelExports(cfg.exports.kernel)
-        if cfg.exports.server == "ganesha":
-            direct = getattr(self.backend, "ganesha_fsal", None)
-            if cfg.exports.ganesha.fsal == "direct" and direct is None:
-                raise ConfigError("exports.ganesha.fsal",
-                                  f"the {self.backend.name} backend has no direct FSAL; use vfs")
-            self.applier = GaneshaExports(cfg.exports.ganesha,
-                                          direct if cfg.exports.ganesha.fsal == "direct" else None)
+        self.applier: Applier = get_applier(cfg, self.backend)
         self.placement = Placement(cfg.placement)
 
     # ----- reading -------------------------------------------------------------------------

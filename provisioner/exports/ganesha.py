@@ -29,7 +29,7 @@ from ..config import GaneshaExportsConfig
 from ..errors import ApplyError, HomevolError
 from ..fsutil import atomic_write
 from ..model import ExportRule
-from . import AppliedState, ApplyResult, ExportChange
+from . import AppliedState, ApplyResult, ExportChange, GaneshaMode
 from . import ganesha_conf as conf
 from .ganesha_conf import Block, ConfError, Directive, param
 from .store import PREFIX, ManagedFile, ManagedFiles, read_managed, render_file
@@ -238,7 +238,7 @@ class GaneshaExports:
                                    else self._upsert(change, change.after, seen, server))
                 except (HomevolError, OSError) as exc:  # a refused call, a FSAL the backend cannot give
                     results.append(ApplyResult(change.project, change.action, False, str(exc)))
-            if self.cfg.mode == "sighup" and any(r.ok for r in results):
+            if self.cfg.mode == GaneshaMode.SIGHUP and any(r.ok for r in results):
                 try:
                     server.sighup()
                 except ApplyError as exc:
@@ -311,7 +311,7 @@ class GaneshaExports:
             import jeepney  # noqa: F401
         except ImportError:
             return "the jeepney package (DBus) is not installed: pip install jeepney"
-        if self.cfg.mode == "sighup" and not Path(self.cfg.pid_file).exists():
+        if self.cfg.mode == GaneshaMode.SIGHUP and not Path(self.cfg.pid_file).exists():
             return f"no Ganesha pid file at {self.cfg.pid_file} (exports.ganesha.pid_file)"
         return None
 
@@ -363,7 +363,7 @@ class _Server:
         return tuple(reply.body)
 
     def add(self, path: Path, export_id: int) -> None:
-        if self.cfg.mode == "sighup":
+        if self.cfg.mode == GaneshaMode.SIGHUP:
             return
         try:
             self._call("AddExport", "ss", (str(path), f"EXPORT(Export_Id={export_id})"))
@@ -373,11 +373,11 @@ class _Server:
             self.update(path, export_id)  # a crash after AddExport: converge
 
     def update(self, path: Path, export_id: int) -> None:
-        if self.cfg.mode != "sighup":
+        if self.cfg.mode != GaneshaMode.SIGHUP:
             self._call("UpdateExport", "ss", (str(path), f"EXPORT(Export_Id={export_id})"))
 
     def remove(self, export_id: int) -> None:
-        if self.cfg.mode == "sighup":
+        if self.cfg.mode == GaneshaMode.SIGHUP:
             return
         try:
             self._call("RemoveExport", "q", (export_id,))

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import string
+import typing
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from provisioner.config import GaneshaExportsConfig
-from provisioner.exports import ExportChange
+from backends import Capability, VolumeBackend, get_backend
+from provisioner.config import Config, GaneshaExportsConfig
+from provisioner.errors import ConfigError
+from provisioner.exports import ExportAction, ExportChange, get_applier
 from provisioner.exports.ganesha import Fsal, GaneshaExports, parse, read_block, render
 from provisioner.exports.ganesha_conf import ConfError
+from provisioner.exports.kernel import KernelExports
 from provisioner.model import ExportRule
 
 RULE = ExportRule("alpha", "/export/home/alpha", ("10.0.0.1", "10.0.0.2"),
@@ -137,3 +142,43 @@ def test_a_preamble_that_would_add_an_export_is_refused() -> None:
         render(RULE, 7, "/export/home/alpha", fsal)
     with pytest.raises(ConfError, match="cannot be written"):
         render(RULE, 7, "/export/home/alpha", Fsal((("Name", "CEPH"), ("User_Id", 'x"; }')), "/x"))
+
+
+# ----- choosing the applier ---------------------------------------------------------------------
+
+def _config(tmp_path: Path, server: str, fsal: str = "vfs") -> Config:
+    cfg = Config(export_base=str(tmp_path / "home"))
+    cfg.exports.server, cfg.exports.ganesha.fsal = server, fsal
+    cfg.backend.local.gid = None
+    return cfg
+
+
+def test_get_applier_chooses_the_server_and_checks_the_direct_fsal(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "kernel")
+    local = get_backend(cfg)
+    assert isinstance(get_applier(cfg, local), KernelExports)
+    vfs = get_applier(_config(tmp_path, "ganesha"), local)
+    assert isinstance(vfs, GaneshaExports) and vfs.fsal_of("alpha") == Fsal()
+    with pytest.raises(ConfigError, match="the local backend has no direct FSAL; use vfs"):
+        get_applier(_config(tmp_path, "ganesha", "direct"), local)
+    with pytest.raises(ConfigError, match=r"exports\.server"):
+        get_applier(_config(tmp_path, "nfs-ganesha"), local)
+
+    class Direct:  # a backend that declares the capability
+        name, capabilities = "fake", frozenset({Capability.DIRECT_FSAL})
+
+        def ganesha_fsal(self, project: str) -> Fsal:
+            return Fsal((("Name", "FAKE"),), f"/fake/{project}")
+
+    direct = get_applier(_config(tmp_path, "ganesha", "direct"), typing.cast(VolumeBackend, Direct()))
+    assert isinstance(direct, GaneshaExports) and direct.fsal_of("alpha").path == "/fake/alpha"
+
+
+def test_export_actions_are_their_json_strings() -> None:
+    change = ExportChange("alpha", "add", None, RULE)
+    assert change.action is ExportAction.ADD and change.action == "add"
+    assert json.dumps({"action": change.action}) == '{"action": "add"}'
+    assert f"export-{change.action}" == "export-add"
+    assert [str(a) for a in ExportAction] == ["add", "update", "remove", "unchanged", "blocked"]
+    with pytest.raises(ValueError):
+        ExportChange("alpha", "added", None, RULE)
