@@ -18,11 +18,9 @@ from backends import Capability, VolumeBackend, get_backend
 from . import guards
 from .config import Config
 from .directory import Snapshot
-from .errors import BackendError, ConfigError, GuardRefused, InvalidInput
+from .errors import BackendError, GuardRefused, InvalidInput
 from .execute import Executor
-from .exports import Applier, ApplyResult
-from .exports.ganesha import GaneshaExports
-from .exports.kernel import KernelExports
+from .exports import Applier, ApplyResult, get_applier
 from .lock import held
 from .model import Inventory, Volume, home_path
 from .names import project_name_problem
@@ -67,23 +65,13 @@ class Difference:
                 "extra": list(self.extra)}
 
 
-def _applier(cfg: Config, backend: VolumeBackend) -> Applier:
-    if cfg.exports.server != "ganesha":
-        return KernelExports(cfg.exports.kernel)
-    if cfg.exports.ganesha.fsal != "direct":
-        return GaneshaExports(cfg.exports.ganesha)
-    if Capability.DIRECT_FSAL not in backend.capabilities:
-        raise ConfigError("exports.ganesha.fsal", f"the {backend.name} backend has no direct FSAL; use vfs")
-    return GaneshaExports(cfg.exports.ganesha, backend.ganesha_fsal)
-
-
 class Homevol:
     """One run's wiring: config, backend, exports applier, placement. Close it when done."""
 
     def __init__(self, cfg: Config, backend: VolumeBackend | None = None) -> None:
         self.cfg = cfg
         self.backend = backend or get_backend(cfg)
-        self.applier = _applier(cfg, self.backend)
+        self.applier: Applier = get_applier(cfg, self.backend)
         self.placement = Placement(cfg.placement)
 
     def __enter__(self) -> Homevol:

@@ -1,24 +1,53 @@
 """The exports module: who may mount which home, decided from the directory, applied per server.
 
-``desired`` turns an Inventory into ExportRules; an applier (``kernel``) reads what it applied
-before, and applies a list of changes, answering per project.
+``desired`` turns an Inventory into ExportRules; an applier (``kernel`` or ``ganesha``, chosen by
+``get_applier``) reads what it applied before from its managed files (``store``), and applies a
+list of changes, answering per project.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from ..config import Config
+from ..errors import ConfigError
 from ..model import ExportRule, Finding
+
+if TYPE_CHECKING:  # backends imports this package (ganesha.Fsal): no import cycle at run time
+    from backends import VolumeBackend
 
 
 class ExportAction(enum.StrEnum):
+    """What a plan does to one project's export (the values are the JSON's, docs/json.md)."""
+
     ADD = "add"
     UPDATE = "update"
     REMOVE = "remove"
     UNCHANGED = "unchanged"
-    BLOCKED = "blocked"  # homevol may not write there (a foreign file has the project's name)
+    BLOCKED = "blocked"  # something homevol does not own is in the way
+
+
+class ExportServer(enum.StrEnum):
+    """``exports.server``."""
+
+    KERNEL = "kernel"
+    GANESHA = "ganesha"
+
+
+class GaneshaMode(enum.StrEnum):
+    """``exports.ganesha.mode``."""
+
+    DBUS = "dbus"
+    SIGHUP = "sighup"
+
+
+class FsalChoice(enum.StrEnum):
+    """``exports.ganesha.fsal``."""
+
+    VFS = "vfs"
+    DIRECT = "direct"
 
 
 @dataclass(frozen=True)
@@ -81,3 +110,33 @@ class Applier(Protocol):
     def live(self) -> dict[str, tuple[str, ...]]:
         """Path → clients, as the running NFS server really exports them (for verify)."""
         ...
+
+
+_Choice = TypeVar("_Choice", bound=enum.StrEnum)
+
+
+def _choice(kind: type[_Choice], value: str, key: str) -> _Choice:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(key, f"{value!r} is not one of {', '.join(kind)}") from None
+
+
+def get_applier(cfg: Config, backend: VolumeBackend) -> Applier:
+    """The applier ``exports.server`` names; Ganesha's direct FSAL only where the backend has
+    one (``Capability.DIRECT_FSAL``)."""
+    if _choice(ExportServer, cfg.exports.server, "exports.server") is ExportServer.KERNEL:
+        from .kernel import KernelExports
+
+        return KernelExports(cfg.exports.kernel)
+    from backends import Capability
+
+    from .ganesha import GaneshaExports
+
+    ganesha = cfg.exports.ganesha
+    _choice(GaneshaMode, ganesha.mode, "exports.ganesha.mode")
+    if _choice(FsalChoice, ganesha.fsal, "exports.ganesha.fsal") is FsalChoice.VFS:
+        return GaneshaExports(ganesha)
+    if Capability.DIRECT_FSAL not in backend.capabilities:
+        raise ConfigError("exports.ganesha.fsal", f"the {backend.name} backend has no direct FSAL; use vfs")
+    return GaneshaExports(ganesha, backend.ganesha_fsal)

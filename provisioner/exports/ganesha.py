@@ -17,44 +17,33 @@ is an error, never a wrap.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import GaneshaExportsConfig
 from ..errors import ApplyError, HomevolError
 from ..fsutil import atomic_write
-from ..model import ExportRule, Finding
-from ..names import is_project_name
-from . import AppliedState, ApplyResult, ExportChange
+from ..model import ExportRule
+from . import AppliedState, ApplyResult, ExportChange, GaneshaMode
+from . import ganesha_conf as conf
+from .ganesha_conf import Block, ConfError, Directive, param
+from .store import PREFIX, ManagedFile, ManagedFiles, read_managed, render_file
 
-PREFIX = "homevol-"
 SUFFIX = ".conf"
-HEADER = "# Managed by homevol: do not edit; the next sync rewrites or removes this file."
 INDEX_HEADER = "# Managed by homevol: the exports it applies, one %include per project."
 MAX_EXPORT_ID = 65535
-_META_RE = re.compile(
-    r"# project=(\S+) export_id=(\d+) fsal=(\w+) path=(\S+) options=(\S*) sha256=([0-9a-f]{64})")
-_PATH_RE = re.compile(r'^\s*Path\s*=\s*"([^"]*)"\s*;', re.MULTILINE)
-_CLIENTS_RE = re.compile(r"^\s*CLIENT\s*\{\s*Clients\s*=\s*([^;]*);", re.MULTILINE)
+_ID_RE = re.compile(r"[0-9]{1,5}")
 _SQUASH = {"root_squash": "Root_Squash", "no_root_squash": "No_Root_Squash",
            "all_squash": "All_Squash"}
 
 
-
 def file_name(project: str) -> str:
     return f"{PREFIX}{project}{SUFFIX}"
-
-
-def _quote(value: str) -> str:
-    if any(c in value for c in '"\n;{}'):
-        raise ApplyError(f"{value!r} cannot be written into a Ganesha config")
-    return f'"{value}"'
 
 
 @dataclass(frozen=True)
@@ -76,63 +65,131 @@ class Fsal:
 FsalOf = Callable[[str], Fsal]
 
 
-def render_body(rule: ExportRule, export_id: int, pseudo: str, fsal: Fsal) -> str:
+def _preamble(fsal: Fsal) -> tuple[conf.Node, ...]:
+    """The FSAL's global blocks, parsed so that they are written back through the same checks."""
+    nodes = conf.parse(fsal.preamble)
+    if any(not isinstance(n, Block) or n.name.upper() == "EXPORT" for n in nodes):
+        raise ConfError(f"the {fsal.name} FSAL's global config may hold only blocks other than EXPORT")
+    return nodes
+
+
+def export_block(rule: ExportRule, export_id: int, pseudo: str, fsal: Fsal) -> Block:
     """The EXPORT block: everyone else gets nothing (Access_Type = None at the export level)."""
-    options = set(rule.options)
-    access = "RO" if "ro" in options else "RW"
+    access = "RO" if "ro" in rule.options else "RW"
     squash = next((_SQUASH[o] for o in rule.options if o in _SQUASH), "Root_Squash")
     sec = next((o.split("=", 1)[1] for o in rule.options if o.startswith("sec=")), "sys")
-    fsal_lines = "".join(f"        {key} = {_quote(value) if key != 'Name' else value};\n"
-                         for key, value in fsal.block)
-    return (
-        fsal.preamble
-        + "EXPORT {\n"
-        f"    Export_Id = {export_id};\n"
-        f"    Path = {_quote(fsal.path or rule.path)};\n"
-        f"    Pseudo = {_quote(pseudo)};\n"
-        "    Access_Type = None;\n"
-        f"    Squash = {squash};\n"
-        f"    SecType = {sec};\n"
-        "    Protocols = 4;\n"
-        "    Transports = TCP;\n"
-        f"    FSAL {{\n{fsal_lines}    }}\n"
-        f"    CLIENT {{ Clients = {', '.join(rule.clients)}; Access_Type = {access}; }}\n"
-        "}\n"
-    )
+    return Block("EXPORT", (
+        param("Export_Id", str(export_id)),
+        param("Path", fsal.path or rule.path, quoted=True),
+        param("Pseudo", pseudo, quoted=True),
+        param("Access_Type", "None"),
+        param("Squash", squash),
+        param("SecType", sec),
+        param("Protocols", "4"),
+        param("Transports", "TCP"),
+        Block("FSAL", tuple(param(key, value, quoted=key != "Name") for key, value in fsal.block)),
+        Block("CLIENT", (param("Clients", *rule.clients), param("Access_Type", access)), inline=True),
+    ))
+
+
+def render_body(rule: ExportRule, export_id: int, pseudo: str, fsal: Fsal) -> str:
+    return conf.render([*_preamble(fsal), export_block(rule, export_id, pseudo, fsal)])
+
+
+def header_fields(rule: ExportRule, export_id: int, fsal: Fsal) -> tuple[tuple[str, str], ...]:
+    """What the header keeps beside the block: the home's path and the rule's options, which the
+    block cannot say (a direct FSAL's path is inside its filesystem; fsid= has no Ganesha form)."""
+    return (("export_id", str(export_id)), ("fsal", fsal.name), ("path", rule.path),
+            ("options", ",".join(rule.options)))
 
 
 def render(rule: ExportRule, export_id: int, pseudo: str, fsal: Fsal) -> str:
-    body = render_body(rule, export_id, pseudo, fsal)
-    digest = hashlib.sha256(body.encode()).hexdigest()
-    return (f"{HEADER}\n# project={rule.project} export_id={export_id} fsal={fsal.name} "
-            f"path={rule.path} options={','.join(rule.options)} sha256={digest}\n{body}")
+    return render_file(rule.project, render_body(rule, export_id, pseudo, fsal),
+                       header_fields(rule, export_id, fsal))
+
+
+@dataclass(frozen=True)
+class ExportBlock:
+    """What one EXPORT block says to Ganesha."""
+
+    export_id: int
+    path: str  # inside the FSAL's filesystem
+    fsal: str
+    clients: tuple[str, ...]
+
+
+def _export_id(raw: str | None) -> int | None:
+    value = int(raw) if raw is not None and _ID_RE.fullmatch(raw) else 0
+    return value if 0 < value <= MAX_EXPORT_ID else None
+
+
+def read_block(text: str) -> ExportBlock | None:
+    """The one EXPORT block of a config text; None when there is not exactly one readable."""
+    try:
+        nodes = conf.parse(text)
+    except ConfError:
+        return None
+    exports = [n for n in nodes if isinstance(n, Block) and n.name.upper() == "EXPORT"]
+    if len(exports) != 1:
+        return None
+    block = exports[0]
+    fsals = block.blocks("FSAL")
+    export_id, path = _export_id(block.value("Export_Id")), block.value("Path")
+    name = fsals[0].value("Name") if len(fsals) == 1 else None
+    clients = tuple(c for client in block.blocks("CLIENT") for c in client.values("Clients") or ())
+    if export_id is None or not path or not name or not clients:
+        return None
+    return ExportBlock(export_id, path, name, clients)
+
+
+def exported_paths(text: str) -> tuple[str, ...]:
+    """The paths any Ganesha config text exports (its EXPORT blocks' Path)."""
+    try:
+        nodes = conf.parse(text)
+    except ConfError:
+        return ()
+    return tuple(path for n in nodes if isinstance(n, Block) and n.name.upper() == "EXPORT"
+                 for path in [n.value("Path")] if path)
 
 
 @dataclass(frozen=True)
 class ManagedExport:
     rule: ExportRule
-    export_id: int
+    export_id: int | None  # None: neither the header nor the block says it
     edited: bool
     fsal: str  # what Ganesha cannot change on a live export: the FSAL and the path in it
     fs_path: str
 
 
+def read_export(file: ManagedFile) -> ManagedExport:
+    """A managed file's export: the block's clients, FSAL and path; the home's path, the options
+    and the Export_Id homevol applied from the header (the block's id when the header has none)."""
+    options = tuple(o for o in (file.field("options") or "").split(",") if o)
+    header_id = _export_id(file.field("export_id"))
+    block = read_block(file.body)
+    if block is None:
+        rule = ExportRule(file.project, file.field("path") or "", (), options)
+        return ManagedExport(rule, header_id, True, file.field("fsal") or "", "")
+    rule = ExportRule(file.project, file.field("path") or block.path, block.clients, options)
+    edited = file.edited or header_id not in (None, block.export_id)
+    return ManagedExport(rule, block.export_id if header_id is None else header_id, edited,
+                         block.fsal, block.path)
+
+
 def parse(project: str, text: str) -> ManagedExport | None:
     """The export a managed file describes (what its body grants), or None if not homevol's."""
-    lines = text.split("\n", 2)
-    if len(lines) < 3 or lines[0] != HEADER:
-        return None
-    meta = _META_RE.fullmatch(lines[1])
-    if not meta or meta.group(1) != project:
-        return None
-    body = lines[2]
-    path = _PATH_RE.search(body)
-    clients = _CLIENTS_RE.search(body)
-    rule = ExportRule(project, meta.group(4),
-                      tuple(c.strip() for c in clients.group(1).split(",") if c.strip()) if clients else (),
-                      tuple(o for o in meta.group(5).split(",") if o))
-    edited = hashlib.sha256(body.encode()).hexdigest() != meta.group(6) or not (path and clients)
-    return ManagedExport(rule, int(meta.group(2)), edited, meta.group(3), path.group(1) if path else "")
+    file = read_managed(project, Path(file_name(project)), text)
+    return read_export(file) if file is not None else None
+
+
+@dataclass
+class _Seen:
+    """What applied() read, for apply(): the exports, the ids they hold, what the index lists."""
+
+    exports: dict[str, ManagedExport]
+    taken: set[int]
+    indexed: set[str]  # homevol's files, this release's or a newer one's
+    state: AppliedState = field(default_factory=lambda: AppliedState(rules={}))
 
 
 class GaneshaExports:
@@ -140,103 +197,96 @@ class GaneshaExports:
 
     def __init__(self, cfg: GaneshaExportsConfig, fsal_of: FsalOf | None = None) -> None:
         self.cfg = cfg
-        self.directory = Path(cfg.directory)
+        self.store = ManagedFiles(cfg.directory, SUFFIX, 0o600, exported_paths)
+        self.directory = self.store.directory
         self.index = Path(cfg.index)
         self.fsal_of = fsal_of or (lambda project: Fsal())
-        self._seen: dict[str, ManagedExport] | None = None  # what applied() read, for apply()
+        self._seen: _Seen | None = None
 
     # ----- reading what is applied ---------------------------------------------------------
-    def managed(self) -> tuple[dict[str, ManagedExport], AppliedState]:
-        state = AppliedState(rules={})
-        found: dict[str, ManagedExport] = {}
-        if not self.directory.is_dir():
-            return found, state
-        for entry in sorted(self.directory.iterdir()):
-            name = entry.name
-            if name.startswith(".") or not name.endswith(SUFFIX):
-                continue
-            project = name[len(PREFIX):-len(SUFFIX)] if name.startswith(PREFIX) else None
-            try:
-                text = entry.read_text() if entry.is_file() and not entry.is_symlink() else ""
-            except (OSError, UnicodeDecodeError):
-                text = ""
-            export = parse(project, text) if project and is_project_name(project) else None
-            if export is None:
-                state.findings.append(Finding("foreign-exports-file", f"{entry} is not homevol's; "
-                                              "left alone", project=project))
-                if project:
-                    state.blocked[project] = f"{entry} exists and is not homevol's"
-                continue
-            assert project is not None
+    def _read(self) -> _Seen:
+        scan = self.store.scan()
+        exports = {}
+        for project, file in scan.owned.items():
+            export = exports[project] = read_export(file)
             if export.edited:
-                state.drifted.add(project)
-                state.findings.append(Finding("hand-edited-exports-file",
-                                              f"{entry} was edited by hand; sync rewrites it",
-                                              project=project))
-            found[project] = export
-            state.rules[project] = export.rule
-        return found, state
+                scan.drift(file)
+            scan.state.rules[project] = export.rule
+        taken = {e.export_id for e in exports.values() if e.export_id is not None}
+        taken |= {b.export_id for text in scan.newer.values() if (b := read_block(text))}
+        return _Seen(exports, taken, set(scan.owned) | set(scan.newer), scan.state)
+
+    def managed(self) -> tuple[dict[str, ManagedExport], AppliedState]:
+        seen = self._read()
+        return seen.exports, seen.state
 
     def applied(self) -> AppliedState:
-        self._seen, state = self.managed()
-        return state
+        self._seen = self._read()
+        return self._seen.state
 
     # ----- applying ------------------------------------------------------------------------
     def apply(self, changes: list[ExportChange]) -> list[ApplyResult]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for leftover in self.directory.glob(f".{PREFIX}*.tmp"):
-            leftover.unlink(missing_ok=True)
+        self.store.prepare()
         # the plan was made from applied(): reuse that read instead of parsing every file again
-        managed = self._seen if self._seen is not None else self.managed()[0]
+        seen = self._seen if self._seen is not None else self._read()
         self._seen = None
-        taken = {m.export_id for m in managed.values()}
         results = []
         with _Server(self.cfg) as server:
             for change in changes:
                 try:
-                    results.append(self._apply_one(change, managed, taken, server))
+                    results.append(self._remove(change, seen, server) if change.after is None
+                                   else self._upsert(change, change.after, seen, server))
                 except (HomevolError, OSError) as exc:  # a refused call, a FSAL the backend cannot give
                     results.append(ApplyResult(change.project, change.action, False, str(exc)))
-            if self.cfg.mode == "sighup" and any(r.ok for r in results):
+            if self.cfg.mode == GaneshaMode.SIGHUP and any(r.ok for r in results):
                 try:
                     server.sighup()
                 except ApplyError as exc:
                     return [ApplyResult(r.project, r.action, False, str(exc)) for r in results]
         return results
 
-    def _apply_one(self, change: ExportChange, managed: dict[str, ManagedExport], taken: set[int],
-                   server: _Server) -> ApplyResult:
-        project = change.project
-        path = self.directory / file_name(project)
-        before = path.read_text() if path.exists() else None
-        current = managed.get(project)
-        if change.after is None:  # remove
-            if current is not None:
-                server.remove(current.export_id)
-            path.unlink(missing_ok=True)
-            self._write_index()
-            return ApplyResult(project, change.action, True, "export removed")
-        export_id = current.export_id if current else self._allocate(taken)
-        pseudo = f"{self.cfg.pseudo_base.rstrip('/')}/{project}"
+    def _remove(self, change: ExportChange, seen: _Seen, server: _Server) -> ApplyResult:
+        current = seen.exports.get(change.project)
+        if current is not None and current.export_id is not None:
+            server.remove(current.export_id)
+        self.store.remove(change.project)
+        seen.indexed.discard(change.project)
+        self._write_index(seen.indexed)
+        return ApplyResult(change.project, change.action, True, "export removed")
+
+    def _upsert(self, change: ExportChange, rule: ExportRule, seen: _Seen,
+                server: _Server) -> ApplyResult:
+        project, path = change.project, self.store.path_of(change.project)
+        current = seen.exports.get(project)
         fsal = self.fsal_of(project)
-        atomic_write(path, render(change.after, export_id, pseudo, fsal), mode=0o600)
+        known = current.export_id if current is not None else None
+        export_id = known if known is not None else self._allocate(seen.taken)
+        pseudo = f"{self.cfg.pseudo_base.rstrip('/')}/{project}"
         try:
-            if current is None:
-                self._write_index()
+            before = self.store.write(project, render_body(rule, export_id, pseudo, fsal),
+                                      header_fields(rule, export_id, fsal))
+        except BaseException:
+            if known is None:
+                seen.taken.discard(export_id)
+            raise
+        try:
+            if known is None:
+                seen.indexed.add(project)
+                self._write_index(seen.indexed)
                 server.add(path, export_id)
-            elif (current.fsal, current.fs_path) != (fsal.name, fsal.path or change.after.path):
-                # Path and FSAL cannot change on a live export
-                server.remove(export_id)
+            elif current is not None and (current.fsal, current.fs_path) != (fsal.name,
+                                                                              fsal.path or rule.path):
+                server.remove(export_id)  # Path and FSAL cannot change on a live export
                 server.add(path, export_id)
             else:
                 server.update(path, export_id)
         except ApplyError:
-            if before is None:  # undo, so that the next run tries again
-                path.unlink(missing_ok=True)
-                taken.discard(export_id)
-                self._write_index()
-            else:
-                atomic_write(path, before, mode=0o600)
+            self.store.put_back(project, before)  # undo, so that the next run tries again
+            if known is None:
+                seen.taken.discard(export_id)
+            if before is None:
+                seen.indexed.discard(project)
+                self._write_index(seen.indexed)
             raise
         return ApplyResult(project, change.action, True, f"Export_Id {export_id}")
 
@@ -248,9 +298,10 @@ class GaneshaExports:
         raise ApplyError(f"no free Export_Id left between {self.cfg.export_id_min} and "
                          f"{MAX_EXPORT_ID} (Ganesha's ids are 16-bit)")
 
-    def _write_index(self) -> None:
-        files = sorted(p for p in self.directory.glob(f"{PREFIX}*{SUFFIX}") if p.is_file())
-        text = INDEX_HEADER + "\n" + "".join(f'%include "{p}"\n' for p in files)
+    def _write_index(self, projects: set[str]) -> None:
+        """One ``%include`` per homevol file (never a foreign one that has a managed name)."""
+        files = sorted(str(self.store.path_of(p)) for p in projects)
+        text = INDEX_HEADER + "\n" + conf.render([Directive("include", f) for f in files])
         if not self.index.exists() or self.index.read_text() != text:
             self.index.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.index, text, mode=0o644)
@@ -260,7 +311,7 @@ class GaneshaExports:
             import jeepney  # noqa: F401
         except ImportError:
             return "the jeepney package (DBus) is not installed: pip install jeepney"
-        if self.cfg.mode == "sighup" and not Path(self.cfg.pid_file).exists():
+        if self.cfg.mode == GaneshaMode.SIGHUP and not Path(self.cfg.pid_file).exists():
             return f"no Ganesha pid file at {self.cfg.pid_file} (exports.ganesha.pid_file)"
         return None
 
@@ -270,7 +321,8 @@ class GaneshaExports:
 
         An export homevol manages is named by its home's path (by Export_Id, since a direct
         FSAL's path is inside its filesystem); any other by the path Ganesha reports."""
-        home_of = {m.export_id: m.rule.path for m in self.managed()[0].values()}
+        home_of = {m.export_id: m.rule.path for m in self._read().exports.values()
+                   if m.export_id is not None}
         with _Server(self.cfg) as server:
             return {home_of.get(export_id, path): clients
                     for export_id, path, clients in server.exports()}
@@ -311,7 +363,7 @@ class _Server:
         return tuple(reply.body)
 
     def add(self, path: Path, export_id: int) -> None:
-        if self.cfg.mode == "sighup":
+        if self.cfg.mode == GaneshaMode.SIGHUP:
             return
         try:
             self._call("AddExport", "ss", (str(path), f"EXPORT(Export_Id={export_id})"))
@@ -321,11 +373,11 @@ class _Server:
             self.update(path, export_id)  # a crash after AddExport: converge
 
     def update(self, path: Path, export_id: int) -> None:
-        if self.cfg.mode != "sighup":
+        if self.cfg.mode != GaneshaMode.SIGHUP:
             self._call("UpdateExport", "ss", (str(path), f"EXPORT(Export_Id={export_id})"))
 
     def remove(self, export_id: int) -> None:
-        if self.cfg.mode == "sighup":
+        if self.cfg.mode == GaneshaMode.SIGHUP:
             return
         try:
             self._call("RemoveExport", "q", (export_id,))

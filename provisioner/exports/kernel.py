@@ -1,30 +1,25 @@
 """Kernel nfsd applier: one ``homevol-<project>.exports`` file per project, then one reload.
 
-Files carry a header naming homevol and a checksum of their body, so homevol knows which files
-it owns (only those are ever rewritten or removed) and which were edited by hand. Writes are
-atomic (temp file, fsync, rename). If the reload fails, the files changed in this run are put
-back as they were and the reload output is reported: the next run will try again.
+The files live in the managed-file store (``store.py``: header, checksum, format, foreign files),
+so only homevol's files are ever rewritten or removed, and hand edits are found. If the reload
+fails, the files changed in this run are put back as they were and the reload output is
+reported: the next run will try again.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 from ..config import KernelExportsConfig
-from ..errors import ApplyError
-from ..fsutil import atomic_write
-from ..model import ExportRule, Finding, Severity
-from ..names import is_project_name
+from ..errors import ApplyError, HomevolError
+from ..model import ExportRule
 from . import AppliedState, ApplyResult, ExportChange
+from .store import PREFIX, ManagedFiles, read_managed, render_file
 
-PREFIX = "homevol-"
 SUFFIX = ".exports"
-HEADER = "# Managed by homevol: do not edit; the next sync rewrites or removes this file."
-_META_RE = re.compile(r"# project=(\S+) sha256=([0-9a-f]{64})")
 _CLIENT_RE = re.compile(r"([^\s()]+)\(([^\s()]*)\)")
 
 
@@ -40,9 +35,7 @@ def render_body(rule: ExportRule) -> str:
 
 
 def render(rule: ExportRule) -> str:
-    body = render_body(rule)
-    digest = hashlib.sha256(body.encode()).hexdigest()
-    return f"{HEADER}\n# project={rule.project} sha256={digest}\n{body}"
+    return render_file(rule.project, render_body(rule))
 
 
 def parse_body(project: str, body: str) -> ExportRule | None:
@@ -78,16 +71,11 @@ def exported_paths(text: str) -> tuple[str, ...]:
 def parse(project: str, text: str) -> tuple[ExportRule | None, bool, bool]:
     """(rule, owned, edited): owned when the header is homevol's, edited when the body no
     longer matches its checksum (the rule is then what the edited body grants, if readable)."""
-    lines = text.split("\n", 2)
-    if len(lines) < 3 or lines[0] != HEADER:
+    file = read_managed(project, Path(file_name(project)), text)
+    if file is None:
         return None, False, False
-    meta = _META_RE.fullmatch(lines[1])
-    body = lines[2]
-    rule = parse_body(project, body)
-    if not meta or meta.group(1) != project:
-        return rule, True, True
-    edited = hashlib.sha256(body.encode()).hexdigest() != meta.group(2)
-    return rule, True, edited or rule is None
+    rule = parse_body(project, file.body)
+    return rule, True, file.edited or rule is None
 
 
 class KernelExports:
@@ -95,69 +83,39 @@ class KernelExports:
 
     def __init__(self, cfg: KernelExportsConfig) -> None:
         self.cfg = cfg
-        self.directory = Path(cfg.directory)
+        self.store = ManagedFiles(cfg.directory, SUFFIX, 0o644, exported_paths)
+        self.directory = self.store.directory
 
     def applied(self) -> AppliedState:
-        state = AppliedState(rules={})
-        if not self.directory.is_dir():
-            return state
-        for entry in sorted(self.directory.iterdir()):
-            name = entry.name
-            if name.startswith(".") or not name.endswith(SUFFIX):
-                continue  # exportfs ignores these too
-            project = name[len(PREFIX):-len(SUFFIX)] if name.startswith(PREFIX) else None
-            try:
-                text = entry.read_text() if entry.is_file() and not entry.is_symlink() else ""
-            except (OSError, UnicodeDecodeError):
-                text = ""
-            rule, owned, edited = (parse(project, text) if project and is_project_name(project)
-                                   else (None, False, False))
-            if not owned:
-                state.foreign[str(entry)] = exported_paths(text)
-                state.findings.append(Finding(
-                    "foreign-exports-file", f"{entry} is not homevol's; left alone",
-                    project=project, severity=Severity.WARNING))
-                if project:
-                    state.blocked[project] = f"{entry} exists and is not homevol's"
-                continue
-            assert project is not None
-            if edited:
-                state.drifted.add(project)
-                state.findings.append(Finding(
-                    "hand-edited-exports-file", f"{entry} was edited by hand; sync rewrites it",
-                    project=project))
-            state.rules[project] = rule or ExportRule(project, "", (), ())
-        return state
+        scan = self.store.scan()
+        for project, file in scan.owned.items():
+            rule = parse_body(project, file.body)
+            if rule is None:
+                scan.drift(file)
+            scan.state.rules[project] = rule or ExportRule(project, "", (), ())
+        return scan.state
 
     def apply(self, changes: list[ExportChange]) -> list[ApplyResult]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for leftover in self.directory.glob(f".{PREFIX}*.tmp"):
-            leftover.unlink(missing_ok=True)  # a crash mid-write leaves these; exportfs ignores them
+        self.store.prepare()  # a crash mid-write leaves temp files; exportfs ignores them
         previous: dict[str, str | None] = {}
         results = []
         for change in changes:
-            path = self.directory / file_name(change.project)
             try:
-                previous[change.project] = path.read_text() if path.exists() else None
-                if change.after is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    atomic_write(path, render(change.after), mode=0o644)
+                previous[change.project] = (
+                    self.store.remove(change.project) if change.after is None
+                    else self.store.write(change.project, render_body(change.after)))
                 results.append(ApplyResult(change.project, change.action, True))
-            except OSError as exc:
-                previous.pop(change.project, None)
-                results.append(ApplyResult(change.project, change.action, False, f"{path}: {exc}"))
+            except (OSError, HomevolError) as exc:
+                detail = f"{self.store.path_of(change.project)}: {exc}" if isinstance(exc, OSError) \
+                    else str(exc)
+                results.append(ApplyResult(change.project, change.action, False, detail))
         if not previous:
             return results
         failure = self.reload()
         if failure is None:
             return results
         for project, text in previous.items():  # put back what the server last accepted
-            path = self.directory / file_name(project)
-            if text is None:
-                path.unlink(missing_ok=True)
-            else:
-                atomic_write(path, text, mode=0o644)
+            self.store.put_back(project, text)
         self.reload()
         return [
             ApplyResult(r.project, r.action, False, f"reload failed, change rolled back: {failure}")

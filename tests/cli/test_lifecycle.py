@@ -90,6 +90,26 @@ def test_a_crash_mid_create_leaves_nothing_half_made(workspace: Workspace) -> No
     assert (ws.base / "alpha" / ".homevol.json").exists()
 
 
+def test_exports_files_of_the_release_before_formats_are_kept_until_they_change(
+    workspace: Workspace,
+) -> None:
+    ws = _setup(workspace)
+    assert ws.homevol("onboard", "alpha").code == 0
+    path = ws.exports_dir / "homevol-alpha.exports"
+    header, line, body = path.read_text().split("\n", 2)
+    assert line.startswith("# format=1 project=alpha sha256=")
+    legacy = f"{header}\n{line.replace('# format=1 ', '# ')}\n{body}"  # as that release wrote it
+    path.write_text(legacy)
+    sync = ws.homevol("sync", "--json")
+    assert sync.code == 0 and sync.json["results"] == [] and sync.json["findings"] == []
+    assert path.read_text() == legacy  # read as homevol's, not hand-edited, and not rewritten
+    (ws.root / "inventory.toml").write_text(INVENTORY.replace('address = "10.68.1.11"',
+                                                              'address = "10.68.1.12"'))
+    assert ws.homevol("sync", "--force").code == 0
+    assert path.read_text().split("\n")[1].startswith("# format=1 project=alpha sha256=")
+    assert "10.68.1.12(" in path.read_text()
+
+
 def test_a_crash_mid_write_of_an_exports_file_is_cleaned_up(workspace: Workspace) -> None:
     ws = _setup(workspace)
     ws.exports_dir.mkdir(parents=True)
