@@ -14,10 +14,12 @@ from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from provisioner.config import Config
-from provisioner.errors import BackendError, ConfigError
+from provisioner.errors import BackendError
 from provisioner.exports.ganesha import Fsal
-from provisioner.model import Finding, Volume
+from provisioner.model import Finding, Volume, home_path
 from provisioner.placement import MountPlan
+from provisioner.sizes import format_size
+from provisioner.stamp import Stamp
 
 
 class Capability(enum.StrEnum):
@@ -60,7 +62,8 @@ class VolumeBackend(Protocol):
         ...
 
     def mount_plan(self, volume: Volume) -> MountPlan | None:
-        """How the volume is mounted at its path (placement), or None when it is a directory."""
+        """How the volume is mounted at its path (placement), or None when there is nothing to
+        mount: a directory, or a volume still ``creating`` (mounted once it is finished)."""
         ...
 
     def usage(self, volume: Volume) -> int | None:
@@ -91,9 +94,25 @@ class BackendBase:
     name = "?"
     capabilities: frozenset[Capability] = frozenset()
     acl_name = "client list"
+    export_base = "/"
+
+    def volume_of(self, stamp: Stamp, used: int | None = None, acl: str | None = None,
+                  size: int | None = None) -> Volume:
+        """The one stamp → Volume conversion: the stamp is the truth, ``size`` overrides the
+        recorded size where the backend reads the real quota."""
+        return Volume(stamp.project, self.name, home_path(self.export_base, stamp.project),
+                      stamp.size_bytes if size is None else size, used, stamp.state, acl)
 
     def info(self, project: str, usage: bool = True) -> Volume | None:  # pragma: no cover
         raise NotImplementedError
+
+    resize_hint = "use --force to set it anyway"
+
+    def check_shrink(self, project: str, size_bytes: int, used: int | None, force: bool) -> None:
+        """Refuse a size below the current usage unless forced (the data would not fit)."""
+        if used is not None and size_bytes < used and not force:
+            raise BackendError(f"{project}: {format_size(size_bytes)} is below current usage "
+                               f"({format_size(used)}); {self.resize_hint}")
 
     def usage(self, volume: Volume) -> int | None:
         current = self.info(volume.project, usage=True)
@@ -113,16 +132,7 @@ class BackendBase:
 
 
 def get_backend(cfg: Config) -> VolumeBackend:
-    if cfg.backend.name == "local":
-        from .local import LocalBackend
+    """The backend ``backend.name`` names, built by its registry entry (backends/registry.py)."""
+    from .registry import spec
 
-        return LocalBackend(cfg.export_base, cfg.backend.local)
-    if cfg.backend.name == "gluster":
-        from .gluster import GlusterBackend
-
-        return GlusterBackend(cfg.export_base, cfg.state_dir, cfg.backend.gluster)
-    if cfg.backend.name == "cephfs":
-        from .cephfs import CephfsBackend
-
-        return CephfsBackend(cfg.export_base, cfg.state_dir, cfg.backend.cephfs)
-    raise ConfigError("backend.name", f"unknown backend {cfg.backend.name!r}")
+    return spec(cfg.backend.name).factory(cfg)

@@ -12,13 +12,16 @@ handle is marked down and every later call fails at once with the same message, 
 cluster costs one timeout per run, never a hang.
 
 Layout: subvolume group ``group`` (default ``homes``), subvolume ``<project>`` with the size as
-its quota (``ceph.quota.max_bytes``, enforced by the clients: EDQUOT). Ownership is stamped on the
-subvolume as metadata: ``homevol.project=<project>``, ``homevol.state=active|retired``,
-``homevol.size=<bytes homevol recorded>``. A subvolume without that stamp is not homevol's: it
-is reported (``unowned-volume``) and only taken over with ``adopt``. Creating and stamping are
-two calls, so a crash between them would leave an unstamped subvolume: an intent file
-(``<state_dir>/cephfs-pending/<project>``) written before the create and removed once the stamp
-is on says that subvolume is homevol's own half-made one, and the next ``ensure`` stamps it.
+its quota (``ceph.quota.max_bytes``, enforced by the clients: EDQUOT). Ownership is a
+``provisioner.stamp.Stamp`` kept as subvolume metadata ``homevol.<field>`` (the owner,
+``homevol.project``, written last). A subvolume without that stamp is not homevol's: it is
+reported (``unowned-volume``) and only taken over with ``adopt``.
+
+Crash rule: creating and stamping are two calls (``fs subvolume create``, then ``metadata
+set``), so homevol recognises its own half-made subvolume from the subvolume itself: no
+``homevol.project``, no data (``bytes_used == 0``), and the uid, gid and mode homevol creates
+with. ``list``/``info`` report it as ``creating`` and the next ``ensure`` stamps it. The quota is
+set by the create itself, so nothing is left to do after the stamp: it is written ``active``.
 
 Placement: the subvolume is mounted at ``<export_base>/<project>`` by ``ceph-fuse`` (default) or
 the kernel client (``mount_client = "kernel"``), as the ``MountPlan`` of ``mount_plan``.
@@ -37,18 +40,16 @@ from pathlib import Path
 from typing import Any
 
 from backends import BackendBase, Capability
-from provisioner.config import CephfsBackendConfig
+from backends.cephfs_config import CephfsBackendConfig, MountClient
 from provisioner.errors import BackendError
 from provisioner.exports.ganesha import Fsal
-from provisioner.fsutil import atomic_write
 from provisioner.model import Finding, Severity, Volume, VolumeState
 from provisioner.names import is_project_name
 from provisioner.placement import MountPlan, MountSpec
+from provisioner.stamp import Stamp, StampTooNew
 
+STAMP_PREFIX = "homevol."  # the stamp's fields as subvolume metadata: homevol.<field>
 STAMP_PROJECT = "homevol.project"
-STAMP_STATE = "homevol.state"
-STAMP_SIZE = "homevol.size"
-PENDING_DIR = "cephfs-pending"
 
 BINDINGS_HINT = ("install the Debian packages python3-rados and python3-cephfs and link their "
                  "modules into this Python's site-packages (scripts/test does it; docs/cephfs.md)")
@@ -175,6 +176,10 @@ def v1_mon_addrs(mon_host: str) -> list[str]:
     return addrs
 
 
+def stamp_fields(meta: dict[str, str]) -> dict[str, str]:
+    return {k[len(STAMP_PREFIX):]: v for k, v in meta.items() if k.startswith(STAMP_PREFIX)}
+
+
 class CephfsBackend(BackendBase):
     name = "cephfs"
     capabilities = frozenset({Capability.MOUNTS, Capability.USAGE, Capability.DIRECT_FSAL,
@@ -185,7 +190,6 @@ class CephfsBackend(BackendBase):
         self.export_base = export_base.rstrip("/")
         self.cfg = cfg
         self.client = client or CephClient(cfg)
-        self.pending = Path(state_dir) / PENDING_DIR
         self._group_ready = False
         self._paths: dict[str, str] = {}
 
@@ -194,6 +198,9 @@ class CephfsBackend(BackendBase):
         if not is_project_name(project):
             raise BackendError(f"{project!r} is not a valid project name")
         return {"vol_name": self.cfg.filesystem, "sub_name": project, "group_name": self.cfg.group}
+
+    def _where(self, project: str) -> str:
+        return f"cephfs: subvolume {self.cfg.group}/{project}"
 
     def _metadata(self, project: str) -> dict[str, str] | None:
         """The subvolume's metadata; None when there is no such subvolume (or only snapshots)."""
@@ -205,166 +212,184 @@ class CephfsBackend(BackendBase):
             raise
         return {str(k): str(v) for k, v in (data or {}).items()}
 
-    @staticmethod
-    def _owned(project: str, meta: dict[str, str] | None) -> bool:
-        return meta is not None and meta.get(STAMP_PROJECT) == project
+    def _subvolume_info(self, project: str) -> dict[str, Any]:
+        data = self.client.json("fs subvolume info", **self._args(project))
+        if not isinstance(data, dict):
+            raise BackendError(f"ceph fs subvolume info: unexpected answer {data!r:.200}")
+        if data.get("path"):
+            self._paths[project] = str(data["path"])
+        return data
 
-    def _volume(self, project: str, meta: dict[str, str], size: int | None = None,
-                used: int | None = None) -> Volume:
-        if size is None:
-            recorded = meta.get(STAMP_SIZE, "")
-            size = int(recorded) if recorded.isdigit() else None
-        state = VolumeState.RETIRED if meta.get(STAMP_STATE) == "retired" else VolumeState.ACTIVE
-        return Volume(project, self.name, f"{self.export_base}/{project}", size, used, state)
+    def _half_made(self, project: str) -> bool:
+        """homevol's own subvolume, created but not stamped: no data, and exactly the owner and
+        mode homevol creates with (the gid when it is configured; -1 takes the project's)."""
+        data = self._subvolume_info(project)
+        mode = data.get("mode")
+        return data.get("bytes_used") == 0 and data.get("uid") == self.cfg.uid \
+            and (self.cfg.gid < 0 or data.get("gid") == self.cfg.gid) \
+            and isinstance(mode, int) and mode & 0o7777 == int(self.cfg.mode, 8)
+
+    def _observed(self, project: str, meta: dict[str, str] | None) -> Stamp | None:
+        """The subvolume's stamp when it is ``project``'s; a ``creating`` stamp without a size for
+        homevol's own half-made one; None when there is no subvolume or it is not homevol's."""
+        if meta is None:
+            return None
+        stamp = Stamp.from_fields(stamp_fields(meta), self._where(project))
+        if stamp is None:
+            return Stamp(project) if self._half_made(project) else None
+        return stamp if stamp.project == project else None
+
+    def _write(self, project: str, meta: dict[str, str], stamp: Stamp) -> Stamp:
+        """Set the fields that differ (the owner last; a format-0 stamp gains its format)."""
+        for key, value in stamp.changed_fields(stamp_fields(meta)).items():
+            self._set(project, STAMP_PREFIX + key, value)
+            meta[STAMP_PREFIX + key] = value
+        return stamp
 
     def _set(self, project: str, key: str, value: str) -> None:
         self.client.command("fs subvolume metadata set", key_name=key, value=value, **self._args(project))
-
-    def _pending_file(self, project: str) -> Path:
-        return self.pending / project
-
-    def _is_pending(self, project: str) -> bool:
-        return self._pending_file(project).exists()
 
     def _subvolume_path(self, project: str) -> str:
         if project not in self._paths:
             self._paths[project] = self.client.command("fs subvolume getpath", **self._args(project)).strip()
         return self._paths[project]
 
+    def _create(self, project: str, size_bytes: int, gid: int | None) -> None:
+        if not self._group_ready:
+            self.client.command("fs subvolumegroup create", vol_name=self.cfg.filesystem,
+                                group_name=self.cfg.group)
+            self._group_ready = True
+        group = self.cfg.gid if self.cfg.gid >= 0 else (gid if gid is not None else 0)
+        self.client.command("fs subvolume create", size=size_bytes, mode=self.cfg.mode,
+                            uid=self.cfg.uid, gid=group, **self._args(project))
+
     # ----- the VolumeBackend interface -----------------------------------------------------
     def ensure(self, project: str, size_bytes: int, gid: int | None = None,
                adopt: bool = False) -> Volume:
-        args = self._args(project)
         meta = self._metadata(project)
-        if meta is not None and STAMP_PROJECT in meta and meta[STAMP_PROJECT] != project:
-            raise BackendError(f"cephfs: subvolume {self.cfg.group}/{project} is stamped for "
-                               f"project {meta[STAMP_PROJECT]!r}")
-        if self._owned(project, meta):
-            assert meta is not None
-            if meta.get(STAMP_STATE) != "active":
-                self._set(project, STAMP_STATE, "active")
-                meta[STAMP_STATE] = "active"
-            return self._volume(project, meta)
-        if meta is not None and not adopt and not self._is_pending(project):
-            raise BackendError(f"cephfs: subvolume {self.cfg.group}/{project} exists but is not "
-                               "homevol's; use --adopt to take it over")
-        if meta is None:  # create it: the intent first, so a crash before the stamp is ours
-            self.pending.mkdir(parents=True, exist_ok=True)
-            atomic_write(self._pending_file(project), json.dumps(
-                {"filesystem": self.cfg.filesystem, "group": self.cfg.group, "project": project,
-                 "size_bytes": size_bytes}) + "\n", mode=0o600)
-            if not self._group_ready:
-                self.client.command("fs subvolumegroup create", vol_name=self.cfg.filesystem,
-                                    group_name=self.cfg.group)
-                self._group_ready = True
-            group = self.cfg.gid if self.cfg.gid >= 0 else (gid if gid is not None else 0)
-            self.client.command("fs subvolume create", size=size_bytes, mode=self.cfg.mode,
-                                uid=self.cfg.uid, gid=group, **args)
-        else:  # adopting (asked for, or our own half-made one): size it as recorded
-            self.client.command("fs subvolume resize", new_size=str(size_bytes), no_shrink=True, **args)
-        # the stamp: size and state first, the owner last (the owner makes it homevol's)
-        self._set(project, STAMP_SIZE, str(size_bytes))
-        self._set(project, STAMP_STATE, "active")
-        self._set(project, STAMP_PROJECT, project)
-        self._pending_file(project).unlink(missing_ok=True)
-        return self._volume(project, {STAMP_PROJECT: project, STAMP_STATE: "active"}, size=size_bytes)
+        stamp = self._observed(project, meta)
+        owner = meta.get(STAMP_PROJECT) if meta is not None else None
+        if meta is not None and stamp is None and owner:
+            raise BackendError(f"{self._where(project)} is stamped for project {owner!r}")
+        if meta is not None and stamp is None and not adopt:
+            raise BackendError(f"{self._where(project)} exists but is not homevol's; "
+                               "use --adopt to take it over")
+        if meta is None:
+            self._create(project, size_bytes, gid)
+            meta = {}
+        elif not owner:  # adopting (asked for, or our own half-made one): size it as asked
+            self.client.command("fs subvolume resize", new_size=str(size_bytes), no_shrink=True,
+                                **self._args(project))
+        if stamp is None or not owner:  # the quota is on: nothing is left but the stamp
+            stamp = Stamp.new(project, size_bytes).with_state(VolumeState.ACTIVE)
+        if stamp.size_bytes is None:
+            stamp = stamp.with_size(size_bytes)
+        return self.volume_of(self._write(project, meta, stamp.with_state(VolumeState.ACTIVE)))
 
     def info(self, project: str, usage: bool = True) -> Volume | None:
-        meta = self._metadata(project)
-        if not self._owned(project, meta):
+        stamp = self._observed(project, self._metadata(project))
+        if stamp is None:
             return None
-        assert meta is not None
         if not usage:
-            return self._volume(project, meta)
-        data = self.client.json("fs subvolume info", **self._args(project))
-        self._paths[project] = str(data.get("path", "")) or self._paths.get(project, "")
-        quota = data.get("bytes_quota")
-        used = data.get("bytes_used")
-        return self._volume(project, meta, size=quota if isinstance(quota, int) else None,
-                            used=used if isinstance(used, int) else None)
+            return self.volume_of(stamp)
+        data = self._subvolume_info(project)
+        quota, used = data.get("bytes_quota"), data.get("bytes_used")
+        return self.volume_of(stamp, used if isinstance(used, int) else None,
+                              size=quota if isinstance(quota, int) else None)
 
     def usage(self, volume: Volume) -> int | None:
         """Bytes used (the subvolume's ``ceph.dir.rbytes``, as the mgr reports it). The same
         answer holds the path, kept for ``mount_plan``: the audit then needs no ``getpath``."""
-        data = self.client.json("fs subvolume info", **self._args(volume.project))
-        if isinstance(data, dict) and data.get("path"):
-            self._paths[volume.project] = str(data["path"])
-        used = data.get("bytes_used") if isinstance(data, dict) else None
+        used = self._subvolume_info(volume.project).get("bytes_used")
         return used if isinstance(used, int) else None
 
-    def list(self, scope: Collection[str] | None = None) -> tuple[list[Volume], list[Finding]]:
-        volumes: list[Volume] = []
-        findings: list[Finding] = []
+    def _names(self, scope: Collection[str] | None) -> list[str] | None:
+        """Subvolume names in the group (None: no group yet); with a scope, its projects only,
+        without listing the group (absent ones are skipped by their metadata read)."""
+        if scope is not None:
+            return sorted(p for p in scope if is_project_name(p))
         try:
             entries = self.client.json("fs subvolume ls", vol_name=self.cfg.filesystem,
                                        group_name=self.cfg.group) or []
         except CephError as exc:
             if exc.errno == errno_mod.ENOENT:  # no group yet: nothing is homevol's
-                return volumes, findings
+                return None
             raise
+        return sorted(str(e.get("name", "")) for e in entries if isinstance(e, dict))
+
+    def list(self, scope: Collection[str] | None = None) -> tuple[list[Volume], list[Finding]]:
+        volumes: list[Volume] = []
+        findings: list[Finding] = []
         where = f"cephfs {self.cfg.filesystem}:{self.cfg.group}"
-        names = sorted(str(e.get("name", "")) for e in entries if isinstance(e, dict))
-        for name in names if scope is None else [n for n in names if n in scope]:
-            project = name if is_project_name(name) else None
-            meta = self._metadata(name) if project else None
-            if project and meta is None:  # removed with --retain-snapshots: only snapshots left
+        for name in self._names(scope) or []:
+            if not is_project_name(name):
+                findings.append(Finding("unowned-volume", f"{where}/{name}: not stamped by homevol; "
+                                        "left alone", project=name, severity=Severity.WARNING))
+                continue
+            meta = self._metadata(name)
+            if meta is None and scope is None:  # removed with --retain-snapshots: only snapshots left
                 findings.append(Finding("retained-snapshots", f"{where}/{name}: removed, snapshots "
                                         "retained (fs subvolume snapshot rm deletes them)",
                                         project=name, severity=Severity.INFO))
+            try:
+                stamp = self._observed(name, meta)
+            except StampTooNew as exc:
+                findings.append(Finding("stamp-too-new", str(exc), project=name))
                 continue
-            if project and self._owned(project, meta):
-                assert meta is not None
-                volumes.append(self._volume(project, meta))
-                continue
-            if project and self._is_pending(project):
-                why = "left unstamped by an interrupted onboard; the next onboard or sync finishes it"
-            else:
-                why = "not stamped by homevol; left alone (onboard --adopt to take it over)"
-            findings.append(Finding("unowned-volume", f"{where}/{name}: {why}", project=name,
-                                    severity=Severity.WARNING))
+            if stamp is not None:  # a half-made one too, as creating: ensure finishes it
+                volumes.append(self.volume_of(stamp))
+            elif meta is not None:
+                findings.append(Finding("unowned-volume", f"{where}/{name}: not stamped by homevol; "
+                                        "left alone (onboard --adopt to take it over)",
+                                        project=name, severity=Severity.WARNING))
         return volumes, findings
 
-    def resize(self, project: str, size_bytes: int, force: bool = False) -> Volume:
+    def _owned(self, project: str) -> tuple[dict[str, str], Stamp] | None:
         meta = self._metadata(project)
-        if not self._owned(project, meta):
+        stamp = self._observed(project, meta)
+        return (meta, stamp) if meta is not None and stamp is not None else None
+
+    def resize(self, project: str, size_bytes: int, force: bool = False) -> Volume:
+        found = self._owned(project)
+        if found is None:
             raise BackendError(f"{project}: no volume owned by homevol")
-        assert meta is not None
+        meta, stamp = found
         data = self.client.json("fs subvolume resize", new_size=str(size_bytes),
                                 no_shrink=not force, **self._args(project))
         used = None
         for item in data if isinstance(data, list) else []:
             if isinstance(item, dict) and isinstance(item.get("bytes_used"), int):
                 used = item["bytes_used"]
-        self._set(project, STAMP_SIZE, str(size_bytes))
-        return self._volume(project, meta, size=size_bytes, used=used)
+        return self.volume_of(self._write(project, meta, stamp.with_size(size_bytes)), used)
 
     def retire(self, project: str) -> Volume | None:
-        meta = self._metadata(project)
-        if not self._owned(project, meta):
+        found = self._owned(project)
+        if found is None:
             return None
-        assert meta is not None
-        if meta.get(STAMP_STATE) != "retired":
-            self._set(project, STAMP_STATE, "retired")
-            meta[STAMP_STATE] = "retired"
-        return self._volume(project, meta)
+        meta, stamp = found
+        if stamp.state != VolumeState.RETIRED:
+            stamp = self._write(project, meta, stamp.with_state(VolumeState.RETIRED))
+        return self.volume_of(stamp)
 
     def purge(self, project: str, retain_snapshots: bool = False) -> bool:
-        args = self._args(project)
         meta = self._metadata(project)
-        self._pending_file(project).unlink(missing_ok=True)
         if meta is None:
             return False
-        if not self._owned(project, meta):
-            raise BackendError(f"cephfs: subvolume {self.cfg.group}/{project} is not homevol's; "
-                               "refusing to delete it")
+        if self._observed(project, meta) is None:
+            raise BackendError(f"{self._where(project)} is not homevol's; refusing to delete it")
         try:  # moves it to the trash; the mgr purges it asynchronously
-            self.client.command("fs subvolume rm", retain_snapshots=retain_snapshots, **args)
+            self.client.command("fs subvolume rm", retain_snapshots=retain_snapshots,
+                                **self._args(project))
         except CephError as exc:
             if exc.errno == errno_mod.ENOENT:
                 return False
             raise
         self._paths.pop(project, None)
         return True
+
+    def close(self) -> None:
+        """Shut the librados handle (it holds a monitor session and threads)."""
+        self.client.close()
 
     def ganesha_fsal(self, project: str) -> Fsal:
         """Ganesha's FSAL_CEPH straight on the subvolume, as homevol's own cephx identity
@@ -383,10 +408,13 @@ class CephfsBackend(BackendBase):
         return Fsal(block, self._subvolume_path(project),
                     f'CEPH {{ Ceph_Conf = "{self.cfg.conf_file}"; }}\n')
 
-    def mount_plan(self, volume: Volume) -> MountPlan:
+    def mount_plan(self, volume: Volume) -> MountPlan | None:
+        """ceph-fuse (or the kernel client) at the home path; None while ``creating``."""
+        if volume.state == VolumeState.CREATING:
+            return None
         path = self._subvolume_path(volume.project)
         cfg = self.cfg
-        if cfg.mount_client == "kernel":
+        if cfg.mount_client == MountClient.KERNEL:
             mons = ",".join(v1_mon_addrs(self.client.conf_get("mon_host")))
             what = f"{mons}:{path}"
             options = f"name={cfg.client_id},conf={cfg.conf_file},mds_namespace={cfg.filesystem}"

@@ -10,6 +10,7 @@ Unknown keys and wrong types are errors that name the key.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import os
 import re
@@ -20,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .names import is_netgroup_name, parse_ipv4, parse_networks
+from .names import is_netgroup_name, parse_networks
 from .sizes import parse_size
 
 DEFAULT_PATH = Path("/etc/homevol/config.toml")
 ENV_PREFIX = "HOMEVOL_"
-_SAFE_PATH_RE = re.compile(r"/[A-Za-z0-9/._-]*")
+SAFE_PATH_RE = re.compile(r"/[A-Za-z0-9/._-]*")  # also for backend sections
 
 
 @dataclass
@@ -110,52 +111,32 @@ class ExportsConfig:
     ganesha: GaneshaExportsConfig = field(default_factory=GaneshaExportsConfig)
 
 
-@dataclass
-class LocalBackendConfig:
-    mode: str = "2775"
-    uid: int = 0
-    gid: int = -1  # -1: the project's gid from the directory when it has one, else 0
+def _backend_sections() -> dict[str, Any]:
+    from backends.registry import BACKENDS  # lazily: backends imports this module
 
-
-@dataclass
-class GlusterBackendConfig:
-    layout: str = "volume"  # volume: a volume per project | directory: a directory per project
-    volume_prefix: str = "home-"  # volume layout: a project's volume is <volume_prefix><project>
-    bricks: list[str] = field(default_factory=list)  # "host:/path"; a volume's brick is <path>/<volume>
-    replica: int = 1  # replica count; the number of bricks must be a multiple of it
-    force: bool = False  # `volume create ... force` (needed for bricks on the root partition)
-    shared_volume: str = "homes"  # directory layout: the one volume holding every project's directory
-    volfile_server: str = ""  # the glusterd that FUSE clients ask; empty: the first brick's host
-    allow_always: list[str] = field(default_factory=list)  # auth.allow addresses besides the clients
-    cli: str = "gluster"  # the gluster CLI
-    glusterd_socket: str = ""  # --glusterd-sock; empty: the CLI's default (/var/run/glusterd.socket)
-    timeout: float = 30.0  # seconds per gluster CLI call (and its --timeout)
-    admin_mount: str = ""  # directory layout: where the shared volume's root is mounted; empty:
-    #                        <state_dir>/gluster/<shared_volume>
-
-
-@dataclass
-class CephfsBackendConfig:
-    conf_file: str = "/etc/ceph/ceph.conf"
-    client_id: str = "homevol"  # cephx identity client.<client_id>, with the caps of docs/cephfs.md
-    keyring: str = ""  # empty: Ceph's own search (the conf file's keyring, /etc/ceph/...)
-    filesystem: str = "cephfs"
-    group: str = "homes"  # the subvolume group holding one subvolume per project
-    mode: str = "2775"
-    uid: int = 0
-    gid: int = -1  # -1: the project's gid from the directory when it has one, else 0
-    connect_timeout: float = 10.0  # seconds to reach the monitors (client_mount_timeout)
-    command_timeout: float = 30.0  # seconds per command (rados_mon_op_timeout, rados_osd_op_timeout)
-    mount_client: str = "fuse"  # fuse (ceph-fuse) | kernel (mount -t ceph)
+    return {name: spec.config() for name, spec in BACKENDS.items()}
 
 
 @dataclass
 class BackendConfig:
+    """``[backend]``: the chosen backend and one section per known backend. Each section's
+    dataclass and check belong to its backend (``backends/registry.py``); the sections are
+    reached as attributes, ``cfg.backend.cephfs``."""
+
     name: str = "local"
     default_size: str = "10G"
-    local: LocalBackendConfig = field(default_factory=LocalBackendConfig)
-    gluster: GlusterBackendConfig = field(default_factory=GlusterBackendConfig)
-    cephfs: CephfsBackendConfig = field(default_factory=CephfsBackendConfig)
+    sections: dict[str, Any] = field(default_factory=_backend_sections)
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("sections")
+        if sections is not None and name in sections:
+            return sections[name]
+        raise AttributeError(f"no backend section {name!r}")
+
+    @property
+    def section(self) -> Any:
+        """The chosen backend's section."""
+        return self.sections[self.name]
 
 
 @dataclass
@@ -200,9 +181,6 @@ _CHOICES = {
     "exports.server": ("kernel", "ganesha"),
     "exports.ganesha.mode": ("dbus", "sighup"),
     "exports.ganesha.fsal": ("vfs", "direct"),
-    "backend.name": ("local", "gluster", "cephfs"),
-    "backend.cephfs.mount_client": ("fuse", "kernel"),
-    "backend.gluster.layout": ("volume", "directory"),
     "sync.onboard": ("none", "opt-in", "all"),
 }
 
@@ -217,6 +195,15 @@ _OPTION_KEYS = {
 
 def _convert(value: Any, typ: Any, key: str) -> Any:
     origin = typing.get_origin(typ)
+    if typ is BackendConfig:
+        if not isinstance(value, dict):
+            raise ConfigError(key, "must be a table")
+        return _build_backend(value)
+    if isinstance(typ, type) and issubclass(typ, enum.Enum):
+        choices = [str(m.value) for m in typ]
+        if not isinstance(value, str) or value not in choices:
+            raise ConfigError(key, f"{value!r} is not one of {', '.join(choices)}")
+        return typ(value)
     if dataclasses.is_dataclass(typ):
         if not isinstance(value, dict):
             raise ConfigError(key, "must be a table")
@@ -255,7 +242,7 @@ def _convert(value: Any, typ: Any, key: str) -> Any:
 
 def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.name != "source_path"}
+    known = {f.name for f in dataclasses.fields(cls) if f.name not in ("source_path", "sections")}
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else key
@@ -263,6 +250,22 @@ def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
             raise ConfigError(dotted, "unknown key")
         kwargs[key] = _convert(value, hints[key], dotted)
     return cls(**kwargs)
+
+
+def _build_backend(data: dict[str, Any]) -> BackendConfig:
+    """``[backend]``: its own keys, then one ``[backend.<name>]`` section per known backend."""
+    from backends.registry import BACKENDS
+
+    sections = _backend_sections()
+    own: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in BACKENDS:
+            sections[key] = _convert(value, BACKENDS[key].config, f"backend.{key}")
+        else:
+            own[key] = value
+    built: BackendConfig = _build(BackendConfig, own, "backend")
+    built.sections = sections
+    return built
 
 
 def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
@@ -303,7 +306,7 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(key, f"must be an absolute path other than '/', not {value!r}")
     if not os.path.isabs(cfg.exports.kernel.directory):
         raise ConfigError("exports.kernel.directory", "must be an absolute path")
-    if not _SAFE_PATH_RE.fullmatch(cfg.export_base):
+    if not SAFE_PATH_RE.fullmatch(cfg.export_base):
         raise ConfigError("export_base", "letters, digits, '/', '.', '_' and '-' only")
     for option in cfg.exports.options:
         key, _, val = option.partition("=")
@@ -325,12 +328,6 @@ def _validate(cfg: Config) -> None:
         parse_size(cfg.backend.default_size)
     except ValueError as exc:
         raise ConfigError("backend.default_size", str(exc)) from None
-    try:
-        mode = int(cfg.backend.local.mode, 8)
-    except ValueError:
-        raise ConfigError("backend.local.mode", "must be an octal mode such as 2775") from None
-    if not 0 <= mode <= 0o7777:
-        raise ConfigError("backend.local.mode", "must be an octal mode such as 2775")
     ldap = cfg.directory.ldap
     if not ldap.uris:
         raise ConfigError("directory.ldap.uris", "needs at least one URI")
@@ -350,7 +347,7 @@ def _validate(cfg: Config) -> None:
                               "netgroup mode needs write_bind_dn and write_password_file")
     ganesha = cfg.exports.ganesha
     for key in ("directory", "index", "pid_file", "pseudo_base"):
-        if not _SAFE_PATH_RE.fullmatch(getattr(ganesha, key)):
+        if not SAFE_PATH_RE.fullmatch(getattr(ganesha, key)):
             raise ConfigError(f"exports.ganesha.{key}",
                               "an absolute path of letters, digits, '/', '.', '_', '-'")
     if not 1 <= ganesha.export_id_min <= 65535:
@@ -363,73 +360,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("placement.mount_timeout", "must be positive")
     if cfg.exports.kernel.reload_timeout <= 0:
         raise ConfigError("exports.kernel.reload_timeout", "must be positive")
-    if cfg.backend.name == "gluster":
-        _validate_gluster(cfg.backend.gluster)
-    if cfg.backend.name == "cephfs":
-        _validate_cephfs(cfg.backend.cephfs)
+    from backends.registry import spec  # lazily: backends imports this module
 
-
-_GLUSTER_NAME_RE = re.compile(r"[A-Za-z0-9_-]*")
-_GLUSTER_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
-
-
-def _validate_gluster(g: GlusterBackendConfig) -> None:
-    key = "backend.gluster."
-    if not _GLUSTER_NAME_RE.fullmatch(g.volume_prefix):
-        raise ConfigError(key + "volume_prefix", "letters, digits, '_' and '-' only")
-    if not g.shared_volume or not _GLUSTER_NAME_RE.fullmatch(g.shared_volume):
-        raise ConfigError(key + "shared_volume", "a volume name: letters, digits, '_' and '-' only")
-    for brick in g.bricks:
-        host, sep, path = brick.partition(":")
-        if not sep or not _GLUSTER_HOST_RE.fullmatch(host) or not _SAFE_PATH_RE.fullmatch(path) \
-                or os.path.normpath(path) == "/":
-            raise ConfigError(key + "bricks", f"{brick!r} is not host:/absolute/path")
-    if g.replica < 1:
-        raise ConfigError(key + "replica", "must be at least 1")
-    if g.bricks and len(g.bricks) % g.replica:
-        raise ConfigError(key + "bricks", f"{len(g.bricks)} bricks is not a multiple of replica {g.replica}")
-    if g.layout == "volume" and not g.bricks:
-        raise ConfigError(key + "bricks", "the volume layout needs at least one brick")
-    if not g.volfile_server and not g.bricks:
-        raise ConfigError(key + "volfile_server", "needed when no bricks are configured")
-    if g.volfile_server and not _GLUSTER_HOST_RE.fullmatch(g.volfile_server):
-        raise ConfigError(key + "volfile_server", f"{g.volfile_server!r} is not a host name or address")
-    for address in g.allow_always:
-        if parse_ipv4(address) is None:
-            raise ConfigError(key + "allow_always", f"{address!r} is not an IPv4 address")
-    if g.timeout <= 0:
-        raise ConfigError(key + "timeout", "must be positive")
-    for name in ("glusterd_socket", "admin_mount"):
-        value = getattr(g, name)
-        if value and not os.path.isabs(value):
-            raise ConfigError(key + name, "must be an absolute path")
-
-
-_CEPH_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def _validate_cephfs(c: CephfsBackendConfig) -> None:
-    key = "backend.cephfs."
-    for name in ("client_id", "filesystem", "group"):
-        if not _CEPH_NAME_RE.fullmatch(getattr(c, name)):
-            raise ConfigError(key + name, "letters, digits, '_', '.' and '-' only")
-    for name in ("conf_file", "keyring"):
-        value = getattr(c, name)
-        if (value or name == "conf_file") and not _SAFE_PATH_RE.fullmatch(value):
-            raise ConfigError(key + name, "an absolute path: letters, digits, '/', '.', '_' and '-' only")
-    try:
-        mode = int(c.mode, 8)
-    except ValueError:
-        mode = -1
-    if not 0 <= mode <= 0o7777:
-        raise ConfigError(key + "mode", "must be an octal mode such as 2775")
-    if c.uid < 0:
-        raise ConfigError(key + "uid", "must be 0 or more")
-    if c.gid < -1:
-        raise ConfigError(key + "gid", "must be -1 (the project's gid) or a gid")
-    for name in ("connect_timeout", "command_timeout"):
-        if getattr(c, name) <= 0:
-            raise ConfigError(key + name, "must be positive")
+    spec(cfg.backend.name).validate(cfg.backend.section)
 
 
 def load(path: str | None = None, environ: typing.Mapping[str, str] | None = None) -> Config:
@@ -458,6 +391,21 @@ def load(path: str | None = None, environ: typing.Mapping[str, str] | None = Non
 def as_dict(cfg: Config) -> dict[str, Any]:
     out = dataclasses.asdict(cfg)
     out.pop("source_path", None)
+    backend = out["backend"]
+    backend.update(backend.pop("sections"))
     return out
+
+
+_MOVED = {"LocalBackendConfig": "backends.local_config", "GlusterBackendConfig": "backends.gluster_config",
+          "CephfsBackendConfig": "backends.cephfs_config"}
+
+
+def __getattr__(name: str) -> Any:
+    """The backend sections' dataclasses moved to their backends; old imports still work."""
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

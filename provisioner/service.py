@@ -111,6 +111,7 @@ class Homevol:
 
     def decide(self, world: World, intent: Intent, *, dry_run: bool, force: bool) -> Outcome:
         """Plan, guard, and (unless a dry run) execute; a dry run still shows a refused plan."""
+        _refuse_newer_stamps(world, intent)
         plan = make_plan(world, intent, self.policy())
         outcome = Outcome(plan, source=world.source, searches=world.searches,
                           operations=world.operations, notes=list(world.notes),
@@ -160,6 +161,7 @@ class Homevol:
         """Retire: unexport and unmount, keep the data. Needs no directory (but for netgroups)."""
         project = _checked(project)
         world = self.observe(Scope.of([project]), need=DirectoryNeed.NETGROUPS)
+        _refuse_newer_stamps(world, Intent(Command.OFFBOARD, frozenset({project})))
         volume = world.volumes.get(project)
         if volume is None:
             outcome = Outcome(Plan())
@@ -226,6 +228,13 @@ class Homevol:
                 differences.append(Difference(name, path, tuple(sorted(want - have)),
                                               tuple(sorted(have - want))))
         return differences, len(paths) if scope.everything else len(scope.projects or ())
+
+
+def _refuse_newer_stamps(world: World, intent: Intent) -> None:
+    """A volume a newer homevol stamped is left alone: a command naming it says so (exit 1)."""
+    for finding in world.backend_findings:
+        if finding.kind == "stamp-too-new" and finding.project in intent.projects:
+            raise BackendError(finding.detail)
 
 
 def _known(world: World, project: str | None = None) -> World:

@@ -16,6 +16,8 @@ old homevol never rewrites what a newer one made.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from .errors import BackendError
@@ -42,6 +44,11 @@ class Stamp:
     size_bytes: int | None = None
     created: int | None = None
     format: int = FORMAT
+
+    @classmethod
+    def new(cls, project: str, size_bytes: int) -> Stamp:
+        """The stamp of a volume homevol is about to make: ``creating`` until it is finished."""
+        return cls(project, VolumeState.CREATING, size_bytes, int(time.time()))
 
     def with_state(self, state: VolumeState) -> Stamp:
         return replace(self, state=state, format=FORMAT)
@@ -77,6 +84,11 @@ class Stamp:
             fields["size"] = str(self.size_bytes)
         fields["project"] = self.project
         return fields
+
+    def changed_fields(self, current: Mapping[str, str]) -> dict[str, str]:
+        """The fields to write so that ``current`` says this stamp, in ``to_fields`` order. A
+        format-0 stamp has no ``format`` field, so any write upgrades it."""
+        return {k: v for k, v in self.to_fields().items() if current.get(k) != v}
 
     @classmethod
     def from_fields(cls, fields: dict[str, str], where: str = "stamp") -> Stamp | None:

@@ -110,6 +110,63 @@ def test_exports_files_of_the_release_before_formats_are_kept_until_they_change(
     assert "10.68.1.12(" in path.read_text()
 
 
+def test_a_volume_left_creating_is_reported_not_exported_and_finished_by_the_next_run(
+        workspace: Workspace) -> None:
+    """The one crash rule: a volume stamped ``creating`` (a crash before ``active``) is listed
+    as such, is not exported, and the next sync (or onboard) finishes it."""
+    ws = _setup(workspace)
+    home = ws.base / "alpha"
+    home.mkdir(parents=True)
+    (home / ".homevol.json").write_text(json.dumps(
+        {"owner": "homevol", "format": 1, "project": "alpha", "state": "creating",
+         "size_bytes": 1 << 30, "created": 1700000000}))
+    listed = ws.homevol("list", "--json")
+    assert [(v["project"], v["state"]) for v in listed.json["volumes"]] == [("alpha", "creating")]
+    audit = ws.homevol("audit", "--json").json
+    assert [f["kind"] for f in audit["findings"] if f["project"] == "alpha"] == ["volume-half-created"]
+    dry = ws.homevol("sync", "--dry-run", "--json").json
+    assert [(v["project"], v["action"]) for v in dry["volumes"]] == [("alpha", "finish")]
+    assert [e["action"] for e in dry["exports"]] == ["add"]  # after it is finished, not before
+    assert "homevol-alpha.exports" not in ws.exports_files()
+    assert ws.homevol("sync").code == 0
+    assert json.loads((home / ".homevol.json").read_text())["state"] == "active"
+    assert "homevol-alpha.exports" in ws.exports_files()
+    assert ws.homevol("onboard", "alpha").code == 0  # and onboard finds nothing left to do
+
+
+def test_a_marker_of_the_previous_release_is_read_and_upgraded_when_next_written(
+        workspace: Workspace) -> None:
+    """What the release before stamp formats wrote: no ``format`` key."""
+    ws = _setup(workspace)
+    home = ws.base / "alpha"
+    home.mkdir(parents=True)
+    old = {"owner": "homevol", "project": "alpha", "size_bytes": 2 << 30, "state": "active",
+           "created": 1700000000}
+    (home / ".homevol.json").write_text(json.dumps(old, sort_keys=True) + "\n")
+    listed = ws.homevol("list", "--json")
+    assert [(v["project"], v["state"], v["size_bytes"]) for v in listed.json["volumes"]] == [
+        ("alpha", "active", 2 << 30)]
+    assert json.loads((home / ".homevol.json").read_text()) == old  # reading writes nothing
+    assert ws.homevol("offboard", "alpha").code == 0
+    assert json.loads((home / ".homevol.json").read_text()) == {**old, "format": 1, "state": "retired"}
+    assert ws.homevol("onboard", "alpha").code == 0
+    assert json.loads((home / ".homevol.json").read_text())["state"] == "active"
+
+
+def test_a_marker_from_a_newer_release_is_left_alone(workspace: Workspace) -> None:
+    ws = _setup(workspace)
+    home = ws.base / "alpha"
+    home.mkdir(parents=True)
+    newer = json.dumps({"owner": "homevol", "format": 99, "project": "alpha", "state": "active",
+                        "size_bytes": 1})
+    (home / ".homevol.json").write_text(newer)
+    listed = ws.homevol("list", "--json")
+    assert listed.json["volumes"] == []
+    assert [f["kind"] for f in listed.json["findings"]] == ["stamp-too-new"]
+    assert ws.homevol("offboard", "alpha").code != 0
+    assert (home / ".homevol.json").read_text() == newer
+
+
 def test_a_crash_mid_write_of_an_exports_file_is_cleaned_up(workspace: Workspace) -> None:
     ws = _setup(workspace)
     ws.exports_dir.mkdir(parents=True)

@@ -6,6 +6,7 @@ real mount(8)/umount(8) and /proc/self/mountinfo; CephFS and Gluster plug in the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -16,10 +17,12 @@ import pytest
 
 from backends import Capability
 from backends.local import LocalBackend
+from backends.local_config import LocalBackendConfig
 from provisioner import config as config_mod
 from provisioner.model import Volume
 from provisioner.placement import MountPlan, MountSpec, read_mounts, unit_name
 from provisioner.service import Homevol
+from provisioner.stamp import Stamp
 from tests.conftest import Workspace, require
 
 INVENTORY = '[projects.alpha]\n[[hosts]]\nname = "a.x"\naddress = "10.0.0.1"\nproject = "alpha"\n'
@@ -30,14 +33,13 @@ class TmpfsBackend(LocalBackend):
     capabilities = frozenset({Capability.MOUNTS})
 
 
-    def __init__(self, store: Path, base: str, cfg: config_mod.LocalBackendConfig) -> None:
+    def __init__(self, store: Path, base: str, cfg: LocalBackendConfig) -> None:
         super().__init__(str(store), cfg)
-        self.export_base = base
+        self.export_base = base  # volumes are reported at the export path (volume_of)
 
-    def _volume(self, project: str, stamp: dict[str, object], used: int | None) -> Volume:
-        volume = super()._volume(project, stamp, used)
-        return Volume(volume.project, "tmpfs-test", f"{self.export_base}/{project}", volume.size_bytes,
-                      volume.used_bytes, volume.state)
+    def volume_of(self, stamp: Stamp, used: int | None = None, acl: str | None = None,
+                  size: int | None = None) -> Volume:
+        return dataclasses.replace(super().volume_of(stamp, used, acl, size), backend="tmpfs-test")
 
     def mount_plan(self, volume: Volume) -> MountPlan:
         source = f"homevol-test-{volume.project}"

@@ -277,6 +277,9 @@ def test_purge_can_retain_snapshots(cws: CephWorkspace) -> None:
 # ----- crash safety ------------------------------------------------------------------------------
 
 def test_a_crash_between_create_and_stamp_converges(cws: CephWorkspace) -> None:
+    """The one crash rule, without a side file: homevol's unstamped subvolume (empty, created
+    with homevol's uid, gid and mode) is reported as creating, not exported, and finished by the
+    next onboard."""
     project = cws.project()
     service = cws.service()
     assert isinstance(service.backend, CephfsBackend)
@@ -290,12 +293,40 @@ def test_a_crash_between_create_and_stamp_converges(cws: CephWorkspace) -> None:
         service.onboard(project, None)
     service.backend._set = real_set  # type: ignore[method-assign]
     assert cws.exists(project) and "homevol.project" not in cws.metadata(project)
-    plan = cws.ws.homevol("sync", "--dry-run", "--json")
-    finding = [f for f in plan.json["findings"] if f.get("project") == project]
-    assert finding and "interrupted onboard" in finding[0]["detail"]
+    assert not (Path(cws.ws.root) / "state" / "cephfs-pending").exists()
+    listing = cws.ws.homevol("list", "--json")
+    ok(listing)
+    assert [(v["project"], v["state"]) for v in listing.json["volumes"] if v["project"] == project] \
+        == [(project, "creating")]
+    assert not [f for f in listing.json["findings"] if f.get("project") == project]
+    ok(cws.ws.homevol("sync"))  # reported, never exported or mounted while creating
+    assert not cws.mounted(project) and f"homevol-{project}.exports" not in cws.ws.exports_files()
     ok(cws.ws.homevol("onboard", project))  # no --adopt needed: the half-made one is homevol's
     assert cws.metadata(project)["homevol.project"] == project
+    assert cws.metadata(project)["homevol.state"] == "active"
     assert cws.mounted(project) and f"homevol-{project}.exports" in cws.ws.exports_files()
+
+
+def test_a_subvolume_stamped_by_the_previous_release_is_read_and_upgraded(cws: CephWorkspace) -> None:
+    """Made as the release before stamp formats made it: create, then size, state, owner."""
+    project = cws.project()
+    cws.cluster.admin("fs", "subvolumegroup", "create", "cephfs", "homes")
+    cws.cluster.admin("fs", "subvolume", "create", "cephfs", project, "--group_name", "homes",
+                      "--size", str(10 * MiB), "--mode", "2775", "--uid", "0", "--gid", "0")
+    for key, value in (("homevol.size", str(10 * MiB)), ("homevol.state", "active"),
+                       ("homevol.project", project)):
+        cws.cluster.admin("fs", "subvolume", "metadata", "set", "cephfs", project, key, value,
+                          "--group_name", "homes")
+    old = cws.metadata(project)
+    listing = cws.ws.homevol("list", "--json")
+    ok(listing)
+    assert [(v["state"], v["size_bytes"]) for v in listing.json["volumes"] if v["project"] == project] \
+        == [("active", 10 * MiB)]
+    assert cws.metadata(project) == old  # reading writes nothing
+    ok(cws.ws.homevol("offboard", project))
+    assert cws.metadata(project) == {**old, "homevol.format": "1", "homevol.state": "retired"}
+    ok(cws.ws.homevol("onboard", project))
+    assert cws.metadata(project)["homevol.state"] == "active" and cws.mounted(project)
 
 
 def test_a_crash_between_stamp_and_mount_then_sync_converges(cws: CephWorkspace) -> None:

@@ -136,6 +136,7 @@ def test_unowned_subvolumes_are_findings_not_volumes(fake_rados: Path, tmp_path:
         (0, b'[{"name": "alpha"}, {"name": "beta"}, {"name": "Bad_Name"}]', ""),
         (0, b'{"homevol.project": "alpha", "homevol.state": "retired", "homevol.size": "1024"}', ""),
         (0, b"{}", ""),
+        (0, b'{"bytes_used": 4096, "uid": 0, "gid": 0, "mode": 17917}', ""),  # holds data
     ]
     backend = CephfsBackend("/export/home", str(tmp_path), CephfsBackendConfig(conf_file=str(fake_rados)))
     volumes, findings = backend.list()
@@ -143,6 +144,35 @@ def test_unowned_subvolumes_are_findings_not_volumes(fake_rados: Path, tmp_path:
         ("alpha", "retired", 1024, "/export/home/alpha")]
     assert sorted((f.kind, f.project) for f in findings) == [("unowned-volume", "Bad_Name"),
                                                              ("unowned-volume", "beta")]
+
+
+@pytest.mark.parametrize(("info", "half_made"), [
+    ({"bytes_used": 0, "uid": 0, "gid": 0, "mode": 0o42775}, True),
+    ({"bytes_used": 0, "uid": 1000, "gid": 0, "mode": 0o42775}, False),  # not homevol's owner
+    ({"bytes_used": 0, "uid": 0, "gid": 0, "mode": 0o40755}, False),  # not homevol's mode
+    ({"bytes_used": 1, "uid": 0, "gid": 0, "mode": 0o42775}, False),  # holds data
+])
+def test_an_unstamped_subvolume_is_homevols_half_made_one_only_by_its_shape(
+        fake_rados: Path, tmp_path: Path, info: dict[str, int], half_made: bool) -> None:
+    FakeRados.replies = [(0, b'[{"name": "gamma"}]', ""), (0, b"{}", ""),
+                         (0, json.dumps(info).encode(), "")]
+    backend = CephfsBackend("/export/home", str(tmp_path), CephfsBackendConfig(conf_file=str(fake_rados)))
+    volumes, findings = backend.list()
+    assert [(v.project, v.state, v.size_bytes) for v in volumes] == (
+        [("gamma", "creating", None)] if half_made else [])
+    assert [f.kind for f in findings] == ([] if half_made else ["unowned-volume"])
+    assert backend.mount_plan(volumes[0]) is None if half_made else True  # not mounted while creating
+
+
+def test_a_format_0_stamp_is_read_and_upgraded_by_the_next_write(fake_rados: Path, tmp_path: Path) -> None:
+    FakeRados.replies = [(0, b'{"homevol.project": "alpha", "homevol.state": "active", '
+                             b'"homevol.size": "1024"}', "")]
+    backend = CephfsBackend("/export/home", str(tmp_path), CephfsBackendConfig(conf_file=str(fake_rados)))
+    retired = backend.retire("alpha")
+    assert retired is not None and (retired.state, retired.size_bytes) == ("retired", 1024)
+    sets = [(c["key_name"], c["value"]) for c in FakeRados.instances[0].sent
+            if c["prefix"] == "fs subvolume metadata set"]
+    assert sets == [("homevol.format", "1"), ("homevol.state", "retired")]
 
 
 def test_v1_mon_addrs() -> None:
