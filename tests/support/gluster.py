@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.session_lock import SessionLock
 
 REPO = Path(__file__).resolve().parent.parent.parent
 DAEMON = REPO / "scripts" / "gluster-test-daemon"
@@ -39,17 +39,8 @@ class Glusterd:
             raise RuntimeError(f"gluster-test-daemon {action}: {proc.stderr.strip()}")
 
     def start(self, wait: float = 600.0) -> None:
-        LOCK.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = open(LOCK, "w")  # noqa: SIM115 - held for the whole session
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"another test session holds {LOCK}") from None
-                time.sleep(0.5)
+        self._lock = SessionLock(LOCK)
+        self._lock.acquire(wait)
         self._started = True  # from here on, stop tears down (even a half-started daemon)
         self._daemon("start")
 
@@ -59,7 +50,7 @@ class Glusterd:
                 self._daemon("stop")
         finally:
             if getattr(self, "_lock", None) is not None:
-                self._lock.close()  # releases the lock
+                self._lock.release()
 
     def down(self) -> None:
         """glusterd stops; its bricks keep serving (what a glusterd crash looks like)."""

@@ -12,7 +12,6 @@ removed.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
@@ -20,6 +19,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+from tests.support.session_lock import SessionLock
 
 BRIDGE, SERVER = "hvbr0", "198.18.1.1"
 # the bridge, the namespaces and Ganesha's address are fixed: one suite at a time owns them
@@ -46,6 +47,7 @@ class NfsStack:
         self.made: list[tuple[str, str]] = []
         self.procs: list[subprocess.Popen[bytes]] = []
         self.dbus_pid: int | None = None
+        self._lock = SessionLock(LOCK)
 
     # ----- network ---------------------------------------------------------------------------
     def network_up(self) -> None:
@@ -77,21 +79,8 @@ class NfsStack:
         self.made.clear()
 
     # ----- dbus and ganesha ------------------------------------------------------------------
-    def _lock_session(self, wait: float = 900.0) -> None:
-        LOCK.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = open(LOCK, "w")  # noqa: SIM115 - held for the whole session
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"another test session holds {LOCK}") from None
-                time.sleep(0.5)
-
     def start(self) -> None:
-        self._lock_session()
+        self._lock.acquire(wait=900.0)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.exports_dir.mkdir(exist_ok=True)
         (self.workdir / "recov").mkdir(exist_ok=True)
@@ -159,8 +148,7 @@ EXPORT_DEFAULTS {{ Access_Type = None; Protocols = 4; Transports = TCP; SecType 
                 os.kill(self.dbus_pid, signal.SIGTERM)
             self.dbus_pid = None
         self.network_down()
-        if getattr(self, "_lock", None) is not None:
-            self._lock.close()  # releases the lock
+        self._lock.release()
 
     # ----- the userspace NFS client inside a namespace ---------------------------------------
     def client(self, ns: str, *argv: str) -> subprocess.CompletedProcess[bytes]:
