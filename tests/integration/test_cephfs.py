@@ -279,7 +279,7 @@ def test_purge_can_retain_snapshots(cws: CephWorkspace) -> None:
 def test_a_crash_between_create_and_stamp_converges(cws: CephWorkspace) -> None:
     """The one crash rule, without a side file: homevol's unstamped subvolume (empty, created
     with homevol's uid, gid and mode) is reported as creating, not exported, and finished by the
-    next onboard."""
+    next sync (or onboard)."""
     project = cws.project()
     service = cws.service()
     assert isinstance(service.backend, CephfsBackend)
@@ -299,12 +299,15 @@ def test_a_crash_between_create_and_stamp_converges(cws: CephWorkspace) -> None:
     assert [(v["project"], v["state"]) for v in listing.json["volumes"] if v["project"] == project] \
         == [(project, "creating")]
     assert not [f for f in listing.json["findings"] if f.get("project") == project]
-    ok(cws.ws.homevol("sync"))  # reported, never exported or mounted while creating
     assert not cws.mounted(project) and f"homevol-{project}.exports" not in cws.ws.exports_files()
-    ok(cws.ws.homevol("onboard", project))  # no --adopt needed: the half-made one is homevol's
+    dry = cws.ws.homevol("sync", "--project", project, "--dry-run", "--json")
+    ok(dry)  # the plan finishes it first, then mounts and exports it
+    assert [v["action"] for v in dry.json["volumes"]] == ["finish", "mount"]
+    ok(cws.ws.homevol("sync", "--project", project))  # no --adopt: the half-made one is homevol's
     assert cws.metadata(project)["homevol.project"] == project
     assert cws.metadata(project)["homevol.state"] == "active"
     assert cws.mounted(project) and f"homevol-{project}.exports" in cws.ws.exports_files()
+    assert cws.ws.homevol("sync", "--project", project, "--dry-run", "--json").json["volumes"] == []
 
 
 def test_a_subvolume_stamped_by_the_previous_release_is_read_and_upgraded(cws: CephWorkspace) -> None:
