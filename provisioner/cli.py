@@ -16,6 +16,7 @@ import click
 from . import config as config_mod
 from . import hook as hook_mod
 from . import report
+from .config import ExportServer
 from .errors import ExitCode, HomevolError
 from .names import printable
 from .service import Homevol, Outcome
@@ -430,7 +431,7 @@ def _check_backend(svc: Homevol) -> str:
 
 
 def _check_exports_dir(svc: Homevol) -> str:
-    path = Path(svc.cfg.exports.ganesha.directory if svc.cfg.exports.server == "ganesha"
+    path = Path(svc.cfg.exports.ganesha.directory if svc.cfg.exports.server == ExportServer.GANESHA
                 else svc.cfg.exports.kernel.directory)
     probe = path
     while not probe.exists():
@@ -444,7 +445,7 @@ def _check_reload_tool(svc: Homevol) -> str:
     missing = svc.applier.missing_tool()
     if missing:
         raise HomevolError(missing)
-    if svc.cfg.exports.server == "ganesha":
+    if svc.cfg.exports.server == ExportServer.GANESHA:
         ganesha = svc.cfg.exports.ganesha
         return f"ganesha: {ganesha.mode} ({ganesha.dbus_address or 'system bus'})"
     command = svc.cfg.exports.kernel.reload_command

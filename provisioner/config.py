@@ -29,6 +29,43 @@ ENV_PREFIX = "HOMEVOL_"
 SAFE_PATH_RE = re.compile(r"/[A-Za-z0-9/._-]*")  # also for backend sections
 
 
+class ExportServer(enum.StrEnum):
+    """``exports.server``."""
+
+    KERNEL = "kernel"
+    GANESHA = "ganesha"
+
+
+class GaneshaMode(enum.StrEnum):
+    """``exports.ganesha.mode``."""
+
+    DBUS = "dbus"
+    SIGHUP = "sighup"
+
+
+class FsalChoice(enum.StrEnum):
+    """``exports.ganesha.fsal``."""
+
+    VFS = "vfs"
+    DIRECT = "direct"
+
+
+class ClientMode(enum.StrEnum):
+    """``exports.clients``: what an export lists for each instance."""
+
+    ADDRESS = "address"
+    HOSTNAME = "hostname"
+    NETGROUP = "netgroup"
+
+
+class Onboard(enum.StrEnum):
+    """``sync.onboard``: which directory projects a sync gives a volume."""
+
+    NONE = "none"
+    OPT_IN = "opt-in"
+    ALL = "all"
+
+
 @dataclass
 class FileDirectoryConfig:
     path: str = "/etc/homevol/inventory.toml"
@@ -88,25 +125,25 @@ class KernelExportsConfig:
 class GaneshaExportsConfig:
     directory: str = "/etc/ganesha/homevol.d"  # one homevol-<project>.conf per export
     index: str = "/etc/ganesha/homevol-exports.conf"  # %include this once from ganesha.conf
-    mode: str = "dbus"  # dbus (per-export results) | sighup (fallback; errors not reported)
+    mode: GaneshaMode = GaneshaMode.DBUS  # dbus: per-export results; sighup: errors not reported
     dbus_address: str = ""  # empty: the system bus
     pid_file: str = "/run/ganesha/ganesha.pid"  # for sighup mode
     pseudo_base: str = "/export/home"  # NFSv4 pseudo path: <pseudo_base>/<project>
     export_id_min: int = 100
     timeout: float = 10.0
-    fsal: str = "vfs"  # vfs: export the mounted home | direct: the backend's own FSAL (CEPH)
+    fsal: FsalChoice = FsalChoice.VFS  # vfs: export the mounted home; direct: the backend's FSAL
 
 
 @dataclass
 class ExportsConfig:
-    clients: str = "address"  # address | hostname | netgroup
+    clients: ClientMode = ClientMode.ADDRESS
     options: list[str] = field(
         default_factory=lambda: ["rw", "root_squash", "no_subtree_check", "sec=sys"]
     )
     extra_client_networks: list[str] = field(default_factory=list)
     netgroup_prefix: str = "homevol-"
     max_removal_share: float = 0.25
-    server: str = "kernel"  # kernel (exports.d + exportfs) | ganesha (EXPORT blocks + DBus)
+    server: ExportServer = ExportServer.KERNEL  # kernel: exports.d + exportfs; ganesha: DBus
     kernel: KernelExportsConfig = field(default_factory=KernelExportsConfig)
     ganesha: GaneshaExportsConfig = field(default_factory=GaneshaExportsConfig)
 
@@ -141,7 +178,7 @@ class BackendConfig:
 
 @dataclass
 class SyncConfig:
-    onboard: str = "none"  # none | opt-in | all: which directory projects sync onboards
+    onboard: Onboard = Onboard.NONE
 
 
 @dataclass
@@ -177,11 +214,6 @@ _CHOICES = {
     "directory.source": ("file", "ldap"),
     "directory.ldap.projects_scope": ("one", "sub"),
     "directory.ldap.hosts_scope": ("one", "sub"),
-    "exports.clients": ("address", "hostname", "netgroup"),
-    "exports.server": ("kernel", "ganesha"),
-    "exports.ganesha.mode": ("dbus", "sighup"),
-    "exports.ganesha.fsal": ("vfs", "direct"),
-    "sync.onboard": ("none", "opt-in", "all"),
 }
 
 # exports(5) options an operator may set; fsid is homevol's (stable per project).
@@ -339,7 +371,7 @@ def _validate(cfg: Config) -> None:
     for key in ("connect_timeout", "operation_timeout"):
         if getattr(ldap, key) <= 0:
             raise ConfigError(f"directory.ldap.{key}", "must be positive")
-    if cfg.exports.clients == "netgroup":
+    if cfg.exports.clients == ClientMode.NETGROUP:
         if cfg.directory.source != "ldap":
             raise ConfigError("exports.clients", "netgroup mode needs directory.source = \"ldap\"")
         if not ldap.write_bind_dn or not ldap.write_password_file:

@@ -14,7 +14,7 @@ import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .config import ExportsConfig
+from .config import ClientMode, ExportsConfig, Onboard
 from .exports import AppliedState, ExportAction, ExportChange
 from .exports.desired import clients_for, export_rule
 from .model import ExportRule, Finding, Inventory, Volume, VolumeState, home_path
@@ -31,14 +31,6 @@ class Command(enum.StrEnum):
     OFFBOARD = "offboard"
     PURGE = "purge"
     RESIZE = "resize"
-
-
-class Onboard(enum.StrEnum):
-    """``sync.onboard``: which directory projects a sync gives a volume."""
-
-    NONE = "none"
-    OPT_IN = "opt-in"
-    ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -254,7 +246,7 @@ def _placement_steps(world: World, after: dict[str, VolumeState], lifecycle: lis
 def _acl_steps(world: World, after: dict[str, VolumeState], policy: Policy) -> list[VolumeAction]:
     if policy.acl_for is None:
         return []
-    by_address = dataclasses.replace(policy.exports, clients="address")
+    by_address = dataclasses.replace(policy.exports, clients=ClientMode.ADDRESS)
     inventory = world.inventory
     steps = []
     for project in sorted(after):

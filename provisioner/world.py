@@ -16,7 +16,7 @@ from pathlib import Path
 from backends import Capability, VolumeBackend
 
 from . import guards
-from .config import Config
+from .config import ClientMode, Config
 from .directory import Snapshot, read_snapshot
 from .errors import HomevolError
 from .exports import AppliedState, Applier
@@ -126,7 +126,7 @@ def observe(cfg: Config, backend: VolumeBackend, applier: Applier, scope: Scope,
 def _observe_directory(cfg: Config, need: DirectoryNeed,
                        directory: tuple[Snapshot, Inventory] | None) -> World:
     if need is DirectoryNeed.NONE or (need is DirectoryNeed.NETGROUPS
-                                      and cfg.exports.clients != "netgroup"):
+                                      and cfg.exports.clients != ClientMode.NETGROUP):
         return World(Scope(), None, "(directory not needed)")
     try:
         snapshot, inventory = directory or read_directory(cfg)

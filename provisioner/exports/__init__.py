@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from ..config import Config
+from ..config import Config, ExportServer, FsalChoice, GaneshaMode
 from ..errors import ConfigError
 from ..model import ExportRule, Finding
 
@@ -27,27 +27,6 @@ class ExportAction(enum.StrEnum):
     REMOVE = "remove"
     UNCHANGED = "unchanged"
     BLOCKED = "blocked"  # something homevol does not own is in the way
-
-
-class ExportServer(enum.StrEnum):
-    """``exports.server``."""
-
-    KERNEL = "kernel"
-    GANESHA = "ganesha"
-
-
-class GaneshaMode(enum.StrEnum):
-    """``exports.ganesha.mode``."""
-
-    DBUS = "dbus"
-    SIGHUP = "sighup"
-
-
-class FsalChoice(enum.StrEnum):
-    """``exports.ganesha.fsal``."""
-
-    VFS = "vfs"
-    DIRECT = "direct"
 
 
 @dataclass(frozen=True)

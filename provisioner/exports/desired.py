@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from ..config import ExportsConfig
+from ..config import ClientMode, ExportsConfig
 from ..model import ExportRule, Inventory
 from ..names import parse_ipv4
 
@@ -27,7 +27,7 @@ def _client_key(client: str) -> tuple[int, int, str]:
 
 def clients_for(inventory: Inventory, project: str, cfg: ExportsConfig) -> tuple[str, ...]:
     hosts = inventory.hosts_of(project)
-    if cfg.clients == "netgroup":
+    if cfg.clients == ClientMode.NETGROUP:
         return (f"@{cfg.netgroup_prefix}{project}",) if any(h.names for h in hosts) else ()
     found: set[str] = set()
     for host in hosts:
