@@ -14,11 +14,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from .config import LdapConfig
-from .directory.ldap import NETGROUP_MARK, LdapDirectory
 from .errors import DirectoryError
 from .exports import ApplyResult
 from .model import Inventory
 from .names import is_project_name
+
+NETGROUP_MARK = "managed by homevol"  # the description that marks a netgroup as homevol's
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ def apply_netgroups(cfg: LdapConfig, changes: list[NetgroupChange]) -> list[Appl
     if not changes:
         return []
     try:
+        from .directory.ldap import LdapDirectory  # ldap3 is loaded only where it is used
+
         writer = LdapDirectory(cfg, write=True)
     except DirectoryError as exc:
         return [ApplyResult(c.project, f"netgroup-{c.action}", False, str(exc)) for c in changes]

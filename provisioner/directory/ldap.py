@@ -27,10 +27,10 @@ from ldap3.utils.dn import parse_dn
 from ..config import LdapConfig
 from ..errors import DirectoryError
 from ..model import RawHost, RawNetgroup, RawProject
+from ..netgroup import NETGROUP_MARK
 from . import Snapshot
 
 _PAGED_OID = "1.2.840.113556.1.4.319"
-NETGROUP_MARK = "managed by homevol"  # the description that marks a netgroup as homevol's
 _SCOPES = {"one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
 
 Attrs = dict[str, list[str]]
