@@ -590,7 +590,7 @@ def main() -> None:
         click.echo(f"homevol: {exc}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug: still one line, with a way to see more
-        if os.environ.get("HOMEVOL_DEBUG"):
+        if os.environ.get("HOMEVOL_DEBUG", "").lower() in ("1", "true", "yes", "on"):
             raise
         click.echo(f"homevol: internal error: {type(exc).__name__}: {exc} "
                    "(HOMEVOL_DEBUG=1 shows the traceback)", err=True)

@@ -225,8 +225,24 @@ _OPTION_KEYS = {
 }
 
 
+class EnvValue(str):
+    """A value from a ``HOMEVOL_*`` variable: text read as the key's type; errors name the variable."""
+
+    variable: str
+
+    def __new__(cls, text: str, variable: str) -> EnvValue:
+        value = super().__new__(cls, text)
+        value.variable = variable
+        return value
+
+
+def _fail(value: Any, key: str, why: str) -> ConfigError:
+    return ConfigError(key, why, value.variable if isinstance(value, EnvValue) else None)
+
+
 def _convert(value: Any, typ: Any, key: str) -> Any:
-    origin = typing.get_origin(typ)
+    """The value as the key's type. A file's value must already have that type (TOML has them
+    all); only text from the environment is parsed."""
     if typ is BackendConfig:
         if not isinstance(value, dict):
             raise ConfigError(key, "must be a table")
@@ -234,42 +250,65 @@ def _convert(value: Any, typ: Any, key: str) -> Any:
     if isinstance(typ, type) and issubclass(typ, enum.Enum):
         choices = [str(m.value) for m in typ]
         if not isinstance(value, str) or value not in choices:
-            raise ConfigError(key, f"{value!r} is not one of {', '.join(choices)}")
+            raise _fail(value, key, f"{value!r} is not one of {', '.join(choices)}")
         return typ(value)
     if dataclasses.is_dataclass(typ):
         if not isinstance(value, dict):
             raise ConfigError(key, "must be a table")
         return _build(typ, value, key)
-    if origin is list:
-        if isinstance(value, str):  # from the environment
-            text = value.strip()
-            value = json.loads(text) if text.startswith("[") else [
-                v.strip() for v in text.split(",") if v.strip()
-            ]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(key, "must be a list of strings")
-        return list(value)
+    if typing.get_origin(typ) is list:
+        return _list(value, key)
     if typ is bool:
-        if isinstance(value, str):
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-        if not isinstance(value, bool):
-            raise ConfigError(key, "must be true or false")
-        return value
+        return _bool(value, key)
     if typ in (int, float):
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            return typ(value)
-        except (TypeError, ValueError):
-            raise ConfigError(key, f"must be a number, not {value!r}") from None
+        return _number(value, typ, key)
     if typ is str:
         if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise ConfigError(key, "must be a string")
+            raise _fail(value, key, "must be a string")
         return str(value)
     raise ConfigError(key, f"unsupported type {typ}")  # pragma: no cover
+
+
+def _list(value: Any, key: str) -> list[str]:
+    if isinstance(value, EnvValue):
+        text = value.strip()
+        if not text:
+            raise _fail(value, key, "is empty: write '[]' for an empty list")
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError as exc:
+                raise _fail(value, key, f"not a JSON list of strings: {exc}") from None
+        else:
+            parsed = [v.strip() for v in text.split(",") if v.strip()]
+        value = parsed
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(value, key, 'must be a list of strings, e.g. ["a", "b"]')
+    return list(value)
+
+
+def _bool(value: Any, key: str) -> bool:
+    if isinstance(value, EnvValue):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+    if not isinstance(value, bool):
+        raise _fail(value, key, "must be true or false")
+    return value
+
+
+def _number(value: Any, typ: type[int] | type[float], key: str) -> int | float:
+    if isinstance(value, EnvValue):
+        try:
+            return typ(value.strip())
+        except ValueError:
+            raise _fail(value, key, f"must be {'a whole number' if typ is int else 'a number'}, "
+                        f"not {str(value)!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or (typ is int and not isinstance(value, int)):
+        raise _fail(value, key, f"must be {'a whole number' if typ is int else 'a number'}, not {value!r}")
+    return typ(value)
 
 
 def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
@@ -279,7 +318,7 @@ def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else key
         if key not in known:
-            raise ConfigError(dotted, "unknown key")
+            raise _fail(value, dotted, "unknown key")
         kwargs[key] = _convert(value, hints[key], dotted)
     return cls(**kwargs)
 
@@ -311,7 +350,7 @@ def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(name, "conflicts with another override")
-        node[parts[-1]] = value
+        node[parts[-1]] = EnvValue(value, name)
     return tree
 
 
@@ -325,6 +364,17 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _directories_or_absent(cfg: Config) -> None:
+    """A directory homevol writes into that exists as something else is a config error now,
+    not an internal error in the middle of a run."""
+    for key, value in (("state_dir", cfg.state_dir), ("export_base", cfg.export_base),
+                       ("exports.kernel.directory", cfg.exports.kernel.directory),
+                       ("exports.ganesha.directory", cfg.exports.ganesha.directory),
+                       ("placement.units_dir", cfg.placement.units_dir)):
+        if os.path.lexists(value) and not os.path.isdir(value):
+            raise ConfigError(key, f"{value} exists and is not a directory")
+
+
 def _validate(cfg: Config) -> None:
     for key, choices in _CHOICES.items():
         node: Any = cfg
@@ -336,6 +386,7 @@ def _validate(cfg: Config) -> None:
         value = getattr(cfg, key)
         if not os.path.isabs(value) or os.path.normpath(value) == "/":
             raise ConfigError(key, f"must be an absolute path other than '/', not {value!r}")
+    _directories_or_absent(cfg)
     if not os.path.isabs(cfg.exports.kernel.directory):
         raise ConfigError("exports.kernel.directory", "must be an absolute path")
     if not SAFE_PATH_RE.fullmatch(cfg.export_base):

@@ -25,8 +25,9 @@ class HomevolError(Exception):
 class ConfigError(HomevolError):
     exit_code = ExitCode.USAGE
 
-    def __init__(self, key: str, why: str) -> None:
-        super().__init__(f"config: {key}: {why}")
+    def __init__(self, key: str, why: str, variable: str | None = None) -> None:
+        """``variable``: the environment variable the bad value came from, named in the message."""
+        super().__init__(f"config: {variable} ({key}): {why}" if variable else f"config: {key}: {why}")
         self.key = key
 
 

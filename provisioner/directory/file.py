@@ -31,6 +31,19 @@ def _strings(entry: dict[str, Any], one: str, many: str, where: str) -> tuple[st
     return tuple(values)
 
 
+_TOP_KEYS = frozenset({"projects", "hosts"})
+_PROJECT_KEYS = frozenset({"gid", "home"})
+_HOST_KEYS = frozenset({"name", "names", "address", "addresses", "project", "projects"})
+
+
+def _known_keys(entry: dict[str, Any], known: frozenset[str], where: str) -> None:
+    """As strict as the config: a misspelt key is an error, never silently nothing."""
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise DirectoryError(f"inventory: {where}: unknown key {unknown[0]!r} "
+                             f"(known: {', '.join(sorted(known))})")
+
+
 def read_file(path: str) -> Snapshot:
     try:
         data = tomllib.loads(Path(path).read_text())
@@ -40,24 +53,29 @@ def read_file(path: str) -> Snapshot:
         raise DirectoryError(f"inventory: {path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise DirectoryError(f"inventory: {path}: not valid TOML: {exc}") from None
+    _known_keys(data, _TOP_KEYS, path)
     projects_table = data.get("projects", {})
     hosts_list = data.get("hosts", [])
     if not isinstance(projects_table, dict) or not isinstance(hosts_list, list):
         raise DirectoryError(f"inventory: {path}: [projects] must be a table, [[hosts]] a list")
     projects = []
     for name, entry in projects_table.items():
-        entry = entry if isinstance(entry, dict) else {}
+        if not isinstance(entry, dict):
+            raise DirectoryError(f"inventory: projects.{name} must be a table")
+        _known_keys(entry, _PROJECT_KEYS, f"projects.{name}")
         gid = entry.get("gid")
         if gid is not None and (not isinstance(gid, int) or isinstance(gid, bool)):
             raise DirectoryError(f"inventory: projects.{name}.gid must be an integer")
-        projects.append(
-            RawProject(dn=f"projects.{name}", name=name, gid=gid, wants_home=entry.get("home") is True)
-        )
+        home = entry.get("home", False)
+        if not isinstance(home, bool):
+            raise DirectoryError(f"inventory: projects.{name}.home must be true or false")
+        projects.append(RawProject(dn=f"projects.{name}", name=name, gid=gid, wants_home=home))
     hosts = []
     for index, entry in enumerate(hosts_list):
         where = f"hosts[{index}]"
         if not isinstance(entry, dict):
             raise DirectoryError(f"inventory: {where} must be a table")
+        _known_keys(entry, _HOST_KEYS, where)
         names = _strings(entry, "name", "names", where)
         hosts.append(
             RawHost(

@@ -98,3 +98,50 @@ def test_a_hostile_directory_value_never_starts_a_line_or_an_escape(workspace: W
         for line in (result.stdout + result.stderr).splitlines():
             assert not line.startswith("INJECTED") and "\x1b" not in line, (args, line)
         assert "evil\\nINJECTED" in result.stdout + result.stderr or args == ["sync"]
+
+
+@pytest.mark.parametrize(("variable", "value", "key"), [
+    ("HOMEVOL_EXPORTS__OPTIONS", "[rw", "exports.options"),
+    ("HOMEVOL_EXPORTS__KERNEL__RELOAD_COMMAND", "", "exports.kernel.reload_command"),
+    ("HOMEVOL_DIRECTORY__LDAP__PAGE_SIZE", "10.9", "directory.ldap.page_size"),
+    ("HOMEVOL_EXPORTS__SERVER", "nfsd", "exports.server"),
+    ("HOMEVOL_NO_SUCH_KEY", "1", "no_such_key"),
+])
+def test_a_bad_environment_value_names_the_variable(workspace: Workspace, variable: str, value: str,
+                                                   key: str) -> None:
+    result = workspace.homevol("sync", "--dry-run", env={variable: value})
+    assert result.code == 2, result.stderr
+    line = _one_line(result.stderr)
+    assert variable in line and key in line and "internal error" not in line
+
+
+@pytest.mark.parametrize(("toml", "key"), [
+    ('lock_timeout = "60"', "lock_timeout"),
+    ("[directory.ldap]\npage_size = 10.9", "directory.ldap.page_size"),
+    ('[exports]\noptions = "rw"', "exports.options"),
+])
+def test_a_config_file_value_must_already_have_its_type(workspace: Workspace, toml: str, key: str) -> None:
+    workspace.config_path.write_text(workspace.config_path.read_text() + "\n" + toml + "\n")
+    result = workspace.homevol("sync", "--dry-run")
+    assert result.code == 2 and key in _one_line(result.stderr)
+
+
+def test_a_directory_setting_naming_a_file_is_a_config_error(workspace: Workspace) -> None:
+    regular = workspace.root / "a-file"
+    regular.write_text("x")
+    for variable in ("HOMEVOL_STATE_DIR", "HOMEVOL_EXPORTS__KERNEL__DIRECTORY"):
+        result = workspace.homevol("sync", env={variable: str(regular)})
+        assert result.code == 2 and "exists and is not a directory" in _one_line(result.stderr)
+
+
+@pytest.mark.parametrize("inventory", [
+    '[projects.alpha]\nhome = "yes"\n',
+    "[projects.alpha]\nhomee = true\n",
+    '[[hosts]]\nname = "a.x"\nadress = "10.0.0.1"\nproject = "alpha"\n',
+    '[project.alpha]\n',
+])
+def test_the_inventory_file_is_as_strict_as_the_config(workspace: Workspace, inventory: str) -> None:
+    (workspace.root / "inventory.toml").write_text(inventory)
+    result = workspace.homevol("sync", "--dry-run")
+    assert result.code == 3 and "inventory" in _one_line(result.stderr)
+
