@@ -4,6 +4,7 @@ in docs/json.md; later tooling relies on it)."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections import Counter
 from typing import Any
@@ -51,6 +52,7 @@ def outcome_to_dict(outcome: Outcome, dry_run: bool) -> dict[str, Any]:
         "results": [r.to_dict() for r in outcome.results],
         "notes": outcome.notes,
         "refused": str(outcome.refused) if outcome.refused else None,
+        "interrupted": signal.Signals(outcome.interrupted).name if outcome.interrupted else None,
     }
 
 
