@@ -43,11 +43,11 @@ def _box(root: Path, service_env: str = "") -> SystemdContainer:
             f'{REPO}/tests/support/standin_homevol.py "$@"\n', mode=0o755)
     box.add("/etc/homevol/config.toml", CONFIG)
     box.add("/etc/homevol/inventory.toml", INVENTORY)
-    dropin = HOME_DROPIN if python.is_relative_to("/root") or python.is_relative_to("/home") else ""
-    if dropin or service_env:
-        dropin = dropin or "[Service]\n"
-        box.add("/etc/systemd/system/homevol-sync.service.d/test.conf",
-                dropin + (f"Environment={service_env}\n" if service_env else ""))
+    under_home = python.is_relative_to("/root") or python.is_relative_to("/home")
+    for service in ("homevol-sync.service", "homevol-audit.service"):
+        dropin = (HOME_DROPIN if under_home else "[Service]\n") + \
+            (f"Environment={service_env}\n" if service_env else "")
+        box.add(f"/etc/systemd/system/{service}.d/test.conf", dropin)
     return box
 
 
@@ -82,6 +82,9 @@ def test_the_sync_service_mounts_a_home_that_outlives_it_and_comes_back_after_a_
     assert container.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
     journal = container.run("journalctl", "--no-pager", "-o", "cat", "-u", "homevol-sync.service").stdout
     assert "alpha" in journal and "volume-mount" in journal, journal  # stdout and stderr kept
+    container.run("systemctl", "start", "homevol-audit.service", timeout=90)
+    metrics = container.run("cat", "/var/lib/prometheus/node-exporter/homevol.prom").stdout
+    assert "homevol_" in metrics and 'project="alpha"' in metrics, metrics
 
     container.reboot()
     assert _home_in_pid1(container) == ("tmpfs", "homevol-test-alpha")  # by systemd alone

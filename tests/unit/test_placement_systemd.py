@@ -24,19 +24,26 @@ from provisioner.placement import (
     unit_name,
 )
 
+TARGET = "/export/home/alpha"  # for the unit text; the placement tests mount below tmp_path
 UNIT = "export-home-alpha.mount"
-TARGET = "/export/home/alpha"
-PLAN = MountPlan(MountSpec(source="srv:/alpha", fstype="fuse.glusterfs"),
-                 ["glusterfs", "--volfile-server=srv", "--volfile-id=alpha", TARGET],
-                 what="srv:/alpha", fstype="glusterfs", unmount=["umount"])
-MOUNTED = f"36 25 0:50 / {TARGET} rw - fuse.glusterfs srv:/alpha rw\n"
+
+
+def _plan(target: str) -> MountPlan:
+    return MountPlan(MountSpec(source="srv:/alpha", fstype="fuse.glusterfs"),
+                     ["glusterfs", "--volfile-server=srv", "--volfile-id=alpha", target],
+                     what="srv:/alpha", fstype="glusterfs", unmount=["umount"])
+
+
+PLAN = _plan(TARGET)
 
 
 class FakeSystemd:
     """Records every command; ``enable --now`` mounts and ``disable --now`` unmounts, as PID 1 would."""
 
-    def __init__(self, mountinfo: Path, fail: str = "") -> None:
+    def __init__(self, mountinfo: Path, target: str, fail: str = "") -> None:
         self.mountinfo = mountinfo
+        self.mounted = f"36 25 0:50 / {target} rw - fuse.glusterfs srv:/alpha rw\n"
+        self.unit = unit_name(target)
         self.commands: list[list[str]] = []
         self.fail = fail  # the verb that fails
         mountinfo.write_text("")
@@ -45,20 +52,24 @@ class FakeSystemd:
         self.commands.append(command)
         verb = command[1]
         if verb == self.fail:
-            raise BackendError(f"cannot {what}: systemctl exited 1: Job for {UNIT} failed.")
+            raise BackendError(f"cannot {what}: systemctl exited 1: Job for {self.unit} failed.")
         if command[1:3] == ["enable", "--now"]:
-            self.mountinfo.write_text(MOUNTED)
+            self.mountinfo.write_text(self.mounted)
         if command[1:3] == ["disable", "--now"]:
             self.mountinfo.write_text("")
         return "active\n" if verb == "show" else ""
 
 
 @pytest.fixture
-def systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
-    fake = FakeSystemd(tmp_path / "mountinfo")
+def target(tmp_path: Path) -> str:
+    return str(tmp_path / "export" / "alpha")
+
+
+@pytest.fixture
+def systemd(tmp_path: Path, target: str, monkeypatch: pytest.MonkeyPatch) -> FakeSystemd:
+    fake = FakeSystemd(tmp_path / "mountinfo", target)
     real = placement_mod.read_mounts
     monkeypatch.setattr(placement_mod, "read_mounts", lambda under: real(under, str(fake.mountinfo)))
-    monkeypatch.setattr(placement_mod.os, "makedirs", lambda *a, **k: None)
     return fake
 
 
@@ -67,40 +78,48 @@ def _placement(tmp_path: Path, runner: FakeSystemd, mounter: Mounter = Mounter.S
                                      mounter=mounter), runner=runner)
 
 
-VOLUME = Volume("alpha", "gluster", TARGET, None)
-SHOW = ["systemctl", "show", "--property=ActiveState", "--value", UNIT]
+def _volume(target: str) -> Volume:
+    return Volume("alpha", "gluster", target, None)
+
+
+def _show(target: str) -> list[str]:
+    return ["systemctl", "show", "--property=ActiveState", "--value", unit_name(target)]
 
 
 def test_a_home_is_mounted_by_writing_reloading_and_enabling_its_unit(
-        tmp_path: Path, systemd: FakeSystemd) -> None:
-    placement = _placement(tmp_path, systemd)
-    assert placement.ensure("alpha", VOLUME, TARGET, PLAN) == "mounted by systemd"
+        tmp_path: Path, target: str, systemd: FakeSystemd) -> None:
+    plan, unit = _plan(target), unit_name(target)
+    assert _placement(tmp_path, systemd).ensure("alpha", _volume(target), target, plan) \
+        == "mounted by systemd"
     assert systemd.commands == [["systemctl", "daemon-reload"],
-                                ["systemctl", "enable", "--now", UNIT], SHOW]
-    assert (tmp_path / "units" / UNIT).read_text() == render_unit("alpha", TARGET, PLAN)
+                                ["systemctl", "enable", "--now", unit], _show(target)]
+    assert (tmp_path / "units" / unit).read_text() == render_unit("alpha", target, plan)
 
 
-def test_an_unchanged_unit_is_enabled_without_a_reload(tmp_path: Path, systemd: FakeSystemd) -> None:
-    placement = _placement(tmp_path, systemd)
-    placement.ensure("alpha", VOLUME, TARGET, PLAN)
+def test_an_unchanged_unit_is_enabled_without_a_reload(
+        tmp_path: Path, target: str, systemd: FakeSystemd) -> None:
+    placement, plan, unit = _placement(tmp_path, systemd), _plan(target), unit_name(target)
+    placement.ensure("alpha", _volume(target), target, plan)
     systemd.commands.clear()
-    assert placement.write_unit("alpha", TARGET, PLAN) == f"{UNIT} enabled"
-    assert systemd.commands == [["systemctl", "enable", "--now", UNIT], SHOW]
+    assert placement.write_unit("alpha", target, plan) == f"{unit} enabled"
+    assert systemd.commands == [["systemctl", "enable", "--now", unit], _show(target)]
 
 
-def test_release_disables_then_removes_the_unit_and_reloads(tmp_path: Path, systemd: FakeSystemd) -> None:
-    placement = _placement(tmp_path, systemd)
-    placement.ensure("alpha", VOLUME, TARGET, PLAN)
+def test_release_disables_then_removes_the_unit_and_reloads(
+        tmp_path: Path, target: str, systemd: FakeSystemd) -> None:
+    placement, plan, unit = _placement(tmp_path, systemd), _plan(target), unit_name(target)
+    placement.ensure("alpha", _volume(target), target, plan)
     systemd.commands.clear()
-    assert placement.release(VOLUME, TARGET, PLAN) == "unmounted by systemd"
-    assert systemd.commands == [["systemctl", "disable", "--now", UNIT], ["systemctl", "daemon-reload"]]
-    assert not (tmp_path / "units" / UNIT).exists()
+    assert placement.release(_volume(target), target, plan) == "unmounted by systemd"
+    assert systemd.commands == [["systemctl", "disable", "--now", unit], ["systemctl", "daemon-reload"]]
+    assert not (tmp_path / "units" / unit).exists()
 
 
-def test_a_failing_start_is_a_backend_error_naming_the_unit(tmp_path: Path, systemd: FakeSystemd) -> None:
+def test_a_failing_start_is_a_backend_error_naming_the_unit(
+        tmp_path: Path, target: str, systemd: FakeSystemd) -> None:
     systemd.fail = "enable"
-    with pytest.raises(BackendError, match=f"cannot enable and start {UNIT}: systemctl exited 1"):
-        _placement(tmp_path, systemd).ensure("alpha", VOLUME, TARGET, PLAN)
+    with pytest.raises(BackendError, match=r"cannot enable and start .*alpha\.mount: systemctl exited 1"):
+        _placement(tmp_path, systemd).ensure("alpha", _volume(target), target, _plan(target))
 
 
 def test_a_failed_unit_stops_the_wait_at_once() -> None:
@@ -110,17 +129,17 @@ def test_a_failed_unit_stops_the_wait_at_once() -> None:
 
 
 def test_the_direct_mounter_runs_the_backends_command_and_never_systemctl(
-        tmp_path: Path, systemd: FakeSystemd) -> None:
+        tmp_path: Path, target: str, systemd: FakeSystemd) -> None:
     def mount(command: list[str], what: str) -> str:
         systemd.commands.append(command)
-        systemd.mountinfo.write_text(MOUNTED)
+        systemd.mountinfo.write_text(systemd.mounted)
         return ""
 
     placement = Placement(PlacementConfig(units_dir=str(tmp_path / "units"), mounter=Mounter.DIRECT),
                           runner=mount)
-    assert placement.ensure("alpha", VOLUME, TARGET, PLAN) == "mounted"
-    assert systemd.commands == [PLAN.command]
-    assert (tmp_path / "units" / UNIT).is_file()
+    assert placement.ensure("alpha", _volume(target), target, _plan(target)) == "mounted"
+    assert systemd.commands == [_plan(target).command]
+    assert (tmp_path / "units" / unit_name(target)).is_file()
 
 
 def test_auto_means_systemd_only_where_it_is_pid1(tmp_path: Path) -> None:
