@@ -454,7 +454,8 @@ def _check_reload_tool(svc: Homevol) -> str:
 
 _DOCTOR_CHECKS: list[tuple[str, Callable[[Homevol], str]]] = [
     ("directory", _check_directory), ("backend", _check_backend),
-    ("exports directory", _check_exports_dir), ("reload command", _check_reload_tool)]
+    ("exports directory", _check_exports_dir), ("reload command", _check_reload_tool),
+    ("mounter", lambda svc: svc.placement.describe())]
 
 
 @cli.command(epilog=EXIT_CODES)

@@ -181,10 +181,19 @@ class SyncConfig:
     onboard: Onboard = Onboard.NONE
 
 
+class Mounter(enum.StrEnum):
+    """Who mounts the homes: systemd (through .mount units) where it is PID 1, else homevol."""
+
+    AUTO = "auto"  # systemd when /run/systemd/system exists, else direct
+    SYSTEMD = "systemd"  # write the unit, daemon-reload, enable --now; disable --now to unmount
+    DIRECT = "direct"  # homevol runs the backend's mount command itself (containers, tests)
+
+
 @dataclass
 class PlacementConfig:
     units_dir: str = "/etc/systemd/system"  # where each home's .mount unit is written
     mount_timeout: float = 30.0  # seconds for a mount or unmount command, and for it to show
+    mounter: Mounter = Mounter.AUTO
 
 
 @dataclass

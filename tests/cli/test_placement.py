@@ -6,7 +6,6 @@ real mount(8)/umount(8) and /proc/self/mountinfo; CephFS and Gluster plug in the
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -15,44 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from backends import Capability
-from backends.local import LocalBackend
-from backends.local_config import LocalBackendConfig
 from provisioner import config as config_mod
-from provisioner.model import Volume
 from provisioner.placement import MountPlan, MountSpec, read_mounts, unit_name
 from provisioner.service import Homevol
-from provisioner.stamp import Stamp
 from tests.conftest import Workspace, require
+from tests.support.tmpfs_backend import TmpfsBackend
 
 INVENTORY = '[projects.alpha]\n[[hosts]]\nname = "a.x"\naddress = "10.0.0.1"\nproject = "alpha"\n'
-
-
-class TmpfsBackend(LocalBackend):
-    """Volumes stamped like local ones under a store, each mounted at the export path as tmpfs."""
-    capabilities = frozenset({Capability.MOUNTS})
-
-
-    def __init__(self, store: Path, base: str, cfg: LocalBackendConfig) -> None:
-        super().__init__(str(store), cfg)
-        self.export_base = base  # volumes are reported at the export path (volume_of)
-
-    def volume_of(self, stamp: Stamp, used: int | None = None, acl: str | None = None,
-                  size: int | None = None) -> Volume:
-        return dataclasses.replace(super().volume_of(stamp, used, acl, size), backend="tmpfs-test")
-
-    def mount_plan(self, volume: Volume) -> MountPlan:
-        source = f"homevol-test-{volume.project}"
-        return MountPlan(MountSpec(source=source, fstype="tmpfs"),
-                         ["mount", "-t", "tmpfs", "-o", "size=1m", source, volume.path],
-                         what=source, fstype="tmpfs", options="size=1m", unmount=["umount"])
 
 
 @pytest.fixture
 def service(workspace: Workspace) -> Iterator[Homevol]:
     require(os.geteuid() == 0 and shutil.which("mount") is not None, "root and mount(8)")
     (workspace.root / "inventory.toml").write_text(INVENTORY)
-    workspace.configure(placement={"units_dir": str(workspace.root / "units")})
+    workspace.configure(placement={"units_dir": str(workspace.root / "units"), "mounter": "direct"})
     cfg = config_mod.load(str(workspace.config_path), environ={})
     backend = TmpfsBackend(workspace.root / "store", cfg.export_base, cfg.backend.local)
     yield Homevol(cfg, backend=backend)

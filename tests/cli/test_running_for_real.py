@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+from provisioner.placement import MountPlan, MountSpec, render_unit, unit_name
 from tests.conftest import REPO, Workspace, require
 
 UNITS = REPO / "systemd"
+SHIPPED = ("homevol-sync.service", "homevol-sync.timer", "homevol-audit.service", "homevol-audit.timer")
+GUIDE = REPO / "docs" / "operator-guide.md"
 
 
 def _unit(name: str) -> configparser.ConfigParser:
@@ -31,15 +35,57 @@ def test_the_timer_runs_sync_with_the_guards_on() -> None:
     assert timer["Install"]["WantedBy"] == "timers.target"
 
 
-def test_systemd_accepts_the_units(tmp_path: Path) -> None:
+def test_systemd_accepts_the_units_and_a_home_mount_unit(tmp_path: Path) -> None:
     require(shutil.which("systemd-analyze") is not None, "systemd-analyze (Debian package systemd)")
     homevol = Path(sys.executable).parent / "homevol"
-    text = (UNITS / "homevol-sync.service").read_text().replace("/usr/local/bin/homevol", str(homevol))
-    (tmp_path / "homevol-sync.service").write_text(text)
-    shutil.copy(UNITS / "homevol-sync.timer", tmp_path)
-    proc = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "homevol-sync.service"),
-                           str(tmp_path / "homevol-sync.timer")], capture_output=True, text=True)
+    for name in SHIPPED:
+        text = (UNITS / name).read_text().replace("/usr/local/bin/homevol", str(homevol))
+        (tmp_path / name).write_text(text)
+    target = "/export/home/alpha"
+    plan = MountPlan(MountSpec(fstype="fuse.ceph-fuse"), ["ceph-fuse", target], what="none",
+                     fstype="fuse.ceph", options="ceph.id=homes,_netdev")
+    (tmp_path / unit_name(target)).write_text(render_unit("alpha", target, plan))
+    names = [*SHIPPED, unit_name(target)]
+    proc = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / n) for n in names)],
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_sync_unit_sandbox_leaves_mounts_to_systemd_and_logs_everything() -> None:
+    service = _unit("homevol-sync.service")["Service"]
+    assert service["StandardOutput"] == "journal" and service["StandardError"] == "journal"
+    writable = " ".join(line.split("=", 1)[1] for line in (UNITS / "homevol-sync.service")
+                        .read_text().splitlines() if line.startswith("ReadWritePaths=")).split()
+    for path in ("/var/lib/homevol", "/export/home", "/etc/systemd/system", "-/etc/exports.d",
+                 "-/etc/ganesha", "-/var/lib/nfs"):
+        assert path in writable
+    for option in ("PrivateMounts", "MountFlags", "KillMode", "Delegate"):
+        assert option not in service  # mounts are PID 1's; the unit keeps no FUSE daemon
+    assert 'placement.mounter = "direct"' in (UNITS / "homevol-sync.service").read_text()
+
+
+def test_the_audit_timer_writes_the_prometheus_textfile_read_only() -> None:
+    service = _unit("homevol-audit.service")["Service"]
+    assert service["ExecStart"] == ("/usr/local/bin/homevol audit "
+                                    "--prometheus /var/lib/prometheus/node-exporter/homevol.prom")
+    assert service["ProtectSystem"] == "strict" and "fail-on-drift" not in service["ExecStart"]
+    assert _unit("homevol-audit.timer")["Install"]["WantedBy"] == "timers.target"
+
+
+def test_the_operator_guide_shows_each_shipped_unit_as_shipped() -> None:
+    shown = dict(re.findall(r"`systemd/(homevol-[a-z]+\.(?:service|timer))`[^\n]*\n\n```ini\n(.*?)```",
+                            GUIDE.read_text(), re.DOTALL))
+    assert sorted(shown) == sorted(SHIPPED)
+    for name, text in shown.items():
+        assert text == (UNITS / name).read_text(), f"docs/operator-guide.md differs from systemd/{name}"
+
+
+def test_the_operator_guides_mount_unit_is_what_homevol_writes() -> None:
+    shown = re.search(r"```ini\n(# Managed by homevol.*?)```", GUIDE.read_text(), re.DOTALL)
+    assert shown is not None
+    plan = MountPlan(MountSpec(fstype="fuse.glusterfs"), [], what="198.18.0.1:/homes/alpha",
+                     fstype="glusterfs")
+    assert shown.group(1) == render_unit("alpha", "/export/home/alpha", plan)
 
 
 def test_the_hook_sudoers_rule_is_valid_and_allows_only_the_hook() -> None:
@@ -58,7 +104,8 @@ def test_install_units_copies_the_files_with_safe_modes(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     sudoers = tmp_path / "etc" / "sudoers.d" / "homevol-hook"
     assert stat.S_IMODE(sudoers.stat().st_mode) == 0o440
-    assert (tmp_path / "etc" / "systemd" / "system" / "homevol-sync.timer").is_file()
+    for name in SHIPPED:
+        assert (tmp_path / "etc" / "systemd" / "system" / name).read_text() == (UNITS / name).read_text()
     assert stat.S_IMODE((tmp_path / "var" / "lib" / "homevol").stat().st_mode) == 0o700
 
 

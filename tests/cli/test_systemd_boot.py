@@ -1,0 +1,108 @@
+"""The shipped units under a real systemd (PID 1 in a container on its own root, see
+tests/support/systemd_container.py): scripts/install-units installs them, homevol-sync.service
+runs with its sandbox, and the home it mounts is in PID 1's mount namespace (the one the NFS
+server runs in), outlives the service, and is mounted again by systemd alone after a reboot.
+
+The home is a tmpfs (tests/support/tmpfs_backend.py) mounted through a real ``.mount`` unit,
+as a ceph-fuse or glusterfs home is.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provisioner.placement import read_mounts, unit_name
+from tests.conftest import REPO, require
+from tests.support.systemd_container import SystemdContainer, missing_prerequisite
+
+HOME = "/export/home/alpha"
+UNIT = unit_name(HOME)
+CONFIG = """[directory]
+source = "file"
+[sync]
+onboard = "all"
+[backend]
+name = "tmpfs-test"
+"""
+INVENTORY = '[projects.alpha]\n[[hosts]]\nname = "a.x"\naddress = "10.0.0.1"\nproject = "alpha"\n'
+# the test's interpreter may live under /root (pyenv): let the sandboxed service read it
+HOME_DROPIN = "[Service]\nProtectHome=read-only\n"
+
+
+def _box(root: Path, service_env: str = "") -> SystemdContainer:
+    """A container with homevol (the stand-in backend), its config and one project."""
+    missing = missing_prerequisite()
+    require(not missing, missing or "a bootable systemd")
+    python = Path(sys.base_prefix).resolve()
+    box = SystemdContainer(root, binds=(str(REPO), str(python)))
+    box.add("/usr/local/bin/homevol", f'#!/bin/sh\nexec {sys.executable} '
+            f'{REPO}/tests/support/standin_homevol.py "$@"\n', mode=0o755)
+    box.add("/etc/homevol/config.toml", CONFIG)
+    box.add("/etc/homevol/inventory.toml", INVENTORY)
+    under_home = python.is_relative_to("/root") or python.is_relative_to("/home")
+    for service in ("homevol-sync.service", "homevol-audit.service"):
+        dropin = (HOME_DROPIN if under_home else "[Service]\n") + \
+            (f"Environment={service_env}\n" if service_env else "")
+        box.add(f"/etc/systemd/system/{service}.d/test.conf", dropin)
+    return box
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[SystemdContainer]:
+    box = _box(tmp_path)
+    try:
+        box.boot()
+        yield box
+    finally:
+        box.stop()
+
+
+def _home_in_pid1(box: SystemdContainer) -> tuple[str, str] | None:
+    mount = read_mounts("/export/home", f"/proc/{box.pid1()}/mountinfo").get(HOME)
+    return (mount.fstype, mount.source) if mount else None
+
+
+def test_the_sync_service_mounts_a_home_that_outlives_it_and_comes_back_after_a_reboot(
+        container: SystemdContainer) -> None:
+    installed = container.run(f"{REPO}/scripts/install-units")
+    assert "installed under /" in installed.stdout
+    assert container.run("systemctl", "is-enabled", "homevol-sync.timer", "homevol-audit.timer"
+                         ).stdout.split() == ["enabled", "enabled"]
+    container.run("systemctl", "start", "homevol-sync.service", timeout=90)
+
+    service = container.run("systemctl", "show", "--property=ActiveState,Result",
+                            "homevol-sync.service").stdout.split()
+    assert sorted(service) == ["ActiveState=inactive", "Result=success"]  # the oneshot has ended
+    assert _home_in_pid1(container) == ("tmpfs", "homevol-test-alpha")
+    assert container.run("systemctl", "is-enabled", UNIT).stdout.strip() == "enabled"
+    assert container.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
+    journal = container.run("journalctl", "--no-pager", "-o", "cat", "-u", "homevol-sync.service").stdout
+    assert "alpha" in journal and "volume-mount" in journal, journal  # stdout and stderr kept
+    container.run("systemctl", "start", "homevol-audit.service", timeout=90)
+    metrics = container.run("cat", "/var/lib/prometheus/node-exporter/homevol.prom").stdout
+    assert "homevol_" in metrics and 'project="alpha"' in metrics, metrics
+
+    container.reboot()
+    assert _home_in_pid1(container) == ("tmpfs", "homevol-test-alpha")  # by systemd alone
+    assert container.run("systemctl", "is-active", UNIT).stdout.strip() == "active"
+    doctor = container.run("/usr/local/bin/homevol", "doctor", check=False).stdout
+    assert "mounter            systemd (auto)" in doctor, doctor
+
+
+def test_a_home_mounted_directly_inside_the_sandboxed_service_is_invisible_to_pid1(
+        tmp_path: Path) -> None:
+    """Why the systemd mounter: the service's private mount namespace keeps a direct mount."""
+    box = _box(tmp_path, service_env="HOMEVOL_PLACEMENT__MOUNTER=direct")
+    try:
+        box.boot()
+        box.run(f"{REPO}/scripts/install-units")
+        box.run("systemctl", "start", "homevol-sync.service", timeout=90)
+        journal = box.run("journalctl", "--no-pager", "-o", "cat", "-u", "homevol-sync.service").stdout
+        assert "volume-mount  mounted" in journal, journal  # homevol saw its mount, in its namespace
+        assert _home_in_pid1(box) is None  # the NFS server's namespace never did
+    finally:
+        box.stop()
