@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 import signal
@@ -373,7 +374,7 @@ def hook(ctx: click.Context, event: str | None, project: str | None, host: str |
     _finish(outcome, as_json, dry_run, False)
 
 
-@cli.command(epilog=EXIT_CODES)
+@cli.command(epilog=EXIT_CODES + "  5  the running server differs from the directory\n")
 @click.argument("project", required=False)
 @json_option
 @click.pass_context
@@ -492,11 +493,9 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 
 
 # ----- audit (read-only; docs/audit.md) --------------------------------------------------------
-AUDIT_EXIT_CODES = EXIT_CODES + """  5  --fail-on-drift and a warning or error finding exists
-"""
 
 
-@cli.command(epilog=AUDIT_EXIT_CODES)
+@cli.command(epilog=EXIT_CODES + "  5  --fail-on-drift and a warning or error finding exists\n")
 @click.option("--project", "-p", help="Only this project.")
 @json_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print one CSV row per project.")
@@ -560,6 +559,30 @@ def _every_command(group: click.Group) -> list[click.Command]:
 
 for _command in _every_command(cli):  # homevol sync -q works as well as homevol -q sync
     _command.params.extend(_global_params())
+
+_EXAMPLES = {
+    "doctor": ["homevol doctor", "homevol --config /etc/homevol/test.toml doctor --json"],
+    "sync": ["homevol sync --dry-run          # the whole plan, changes nothing",
+             "homevol sync -p alpha           # one project only",
+             "homevol sync --json | jq .results"],
+    "onboard": ["homevol onboard alpha --size 50G", "homevol onboard alpha --adopt -n"],
+    "offboard": ["homevol offboard alpha -n", "homevol offboard alpha"],
+    "purge": ["homevol purge alpha -n", "homevol purge alpha --yes"],
+    "resize": ["homevol resize alpha 100G", "homevol resize alpha 5G --force"],
+    "plan": ["homevol exports plan", "homevol exports plan --all -p alpha --json"],
+    "apply": ["homevol exports apply -n", "homevol exports apply -p alpha"],
+    "show": ["homevol exports show", "homevol exports show -p alpha --json"],
+    "list": ["homevol list", "homevol list --usage --json"],
+    "hook": ["homevol hook instance-created alpha alpha-web1.eqiad.wmflabs",
+             "echo '{\"event\": \"project-deleted\", \"project\": \"alpha\"}' | homevol hook"],
+    "audit": ["homevol audit", "homevol audit -p alpha -v",
+              "homevol audit --fail-on-drift --prometheus /var/lib/prometheus/node-exporter/homevol.prom"],
+    "verify": ["homevol verify", "homevol verify alpha --json"],
+}
+for _command in _every_command(cli):
+    if _command.name in _EXAMPLES and _command.help:
+        _command.help = inspect.cleandoc(_command.help) + "\n\n\b\nExamples:\n" + "".join(
+            f"  {e}\n" for e in _EXAMPLES[_command.name])
 
 
 class Terminated(BaseException):

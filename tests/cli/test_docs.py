@@ -46,3 +46,13 @@ def test_the_readme_lists_every_command_and_every_option_each_has() -> None:
         for param in params:
             if not set(param.opts) & GLOBAL:
                 assert set(param.opts) & options, (path, param.opts)
+
+
+def test_every_command_teaches_by_example_and_lists_its_exit_codes() -> None:
+    from click.testing import CliRunner
+
+    for path in _readme_commands():
+        result = CliRunner().invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, path
+        assert re.search(r"Examples:\n +homevol ", result.output) and "Exit codes:" in result.output, path
+    assert "5  the running server differs" in CliRunner().invoke(cli, ["verify", "--help"]).output
