@@ -432,8 +432,17 @@ def _check_backend(svc: Homevol) -> str:
 
 
 def _check_exports_dir(svc: Homevol) -> str:
-    path = Path(svc.cfg.exports.ganesha.directory if svc.cfg.exports.server == ExportServer.GANESHA
-                else svc.cfg.exports.kernel.directory)
+    return _writable(Path(svc.cfg.exports.ganesha.directory
+                          if svc.cfg.exports.server == ExportServer.GANESHA
+                          else svc.cfg.exports.kernel.directory))
+
+
+def _check_state_dir(svc: Homevol) -> str:
+    return _writable(Path(svc.cfg.state_dir)) + " (the lock)"
+
+
+def _writable(path: Path) -> str:
+    """The directory, or the nearest parent that would hold it, is writable by this user."""
     probe = path
     while not probe.exists():
         probe = probe.parent
@@ -456,7 +465,7 @@ def _check_reload_tool(svc: Homevol) -> str:
 _DOCTOR_CHECKS: list[tuple[str, Callable[[Homevol], str]]] = [
     ("directory", _check_directory), ("backend", _check_backend),
     ("exports directory", _check_exports_dir), ("reload command", _check_reload_tool),
-    ("mounter", lambda svc: svc.placement.describe())]
+    ("mounter", lambda svc: svc.placement.describe()), ("state directory", _check_state_dir)]
 
 
 @cli.command(epilog=EXIT_CODES)
