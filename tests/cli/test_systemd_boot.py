@@ -30,7 +30,13 @@ name = "tmpfs-test"
 """
 INVENTORY = '[projects.alpha]\n[[hosts]]\nname = "a.x"\naddress = "10.0.0.1"\nproject = "alpha"\n'
 # the test's interpreter may live under /root (pyenv): let the sandboxed service read it
-HOME_DROPIN = "[Service]\nProtectHome=read-only\n"
+HOME_DROPIN = "ProtectHome=read-only\n"
+# a checkout under /tmp (a CI clone) is hidden by the service's PrivateTmp=yes: keep it visible
+TMP_DROPIN = "PrivateTmp=no\n"
+
+
+def _under(path: Path, *bases: str) -> bool:
+    return any(path.is_relative_to(base) for base in bases)
 
 
 def _box(root: Path, service_env: str = "") -> SystemdContainer:
@@ -43,10 +49,11 @@ def _box(root: Path, service_env: str = "") -> SystemdContainer:
             f'{REPO}/tests/support/standin_homevol.py "$@"\n', mode=0o755)
     box.add("/etc/homevol/config.toml", CONFIG)
     box.add("/etc/homevol/inventory.toml", INVENTORY)
-    under_home = python.is_relative_to("/root") or python.is_relative_to("/home")
+    used = (python, REPO.resolve(), Path(sys.executable).resolve())
+    dropin = "[Service]\n" + (HOME_DROPIN if any(_under(p, "/root", "/home") for p in used) else "") \
+        + (TMP_DROPIN if any(_under(p, "/tmp", "/var/tmp") for p in used) else "") \
+        + (f"Environment={service_env}\n" if service_env else "")
     for service in ("homevol-sync.service", "homevol-audit.service"):
-        dropin = (HOME_DROPIN if under_home else "[Service]\n") + \
-            (f"Environment={service_env}\n" if service_env else "")
         box.add(f"/etc/systemd/system/{service}.d/test.conf", dropin)
     return box
 
