@@ -124,12 +124,6 @@ def openstack_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenSt
 @pytest.fixture
 def openstack_workspace(workspace: Workspace, openstack_cloud: OpenStackData) -> Workspace:
     """A workspace whose directory is the cloud, read as the admin (all-projects mode)."""
-    password = workspace.root / "openstack.password"
-    password.write_text(openstack_support.ADMIN_PW + "\n")
-    password.chmod(0o600)
-    workspace.configure(directory={"source": "openstack", "openstack": {
-        "auth_url": openstack_cloud.cloud.keystone.url, "username": "admin",
-        "password_file": str(password), "project": "admin", "regions": list(openstack_support.REGIONS),
-        "timeout": 20.0, "gid_tag_prefix": "gid=",
-    }})
+    workspace.configure(directory=openstack_support.directory_settings(
+        openstack_cloud.cloud, workspace.root / "openstack.password"))
     return workspace

@@ -109,6 +109,8 @@ class Harness(integrated_helpers._IntegratedTestBase):
                            "user_domain_name": "Default", "project_domain_name": "Default",
                            "interface": "public", "service_token_roles_required": False}.items():
             CONF.set_override(key, value, group=group)
+        # the harness's default driver holds 8 tiny servers; the plain fake one holds thousands
+        self.flags(compute_driver="fake.FakeDriver")
         super()._setup_services()
 
 

@@ -69,6 +69,9 @@ key_repository = {d}/fernet
 key_repository = {d}/credential
 [cache]
 enabled = false
+[identity]
+# bcrypt's cheapest cost: with the default every token takes ~1 s of CPU on this machine
+password_hash_rounds = 4
 """)
         self._manage("db_sync")
         self._manage("fernet_setup", "--keystone-user", str(os.getuid()),
@@ -84,7 +87,7 @@ enabled = false
         log = (self.workdir / "uwsgi.log").open("wb")
         self.proc = subprocess.Popen(
             [str(VENV / "bin" / "uwsgi"), "--http11-socket", f"127.0.0.1:{self.port}", "--wsgi",
-             "keystone.wsgi.api:application", "--processes", "1", "--threads", "4", "--master",
+             "keystone.wsgi.api:application", "--processes", "2", "--threads", "4", "--master",
              "--die-on-term", "--need-app"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True)
@@ -196,6 +199,7 @@ class Cloud:
         self.novas = {r: NovaHarness(workdir / f"nova-{r}", self.keystone, r) for r in regions}
         self.admin: Any = None
         self.builder: Any = None
+        self._builders: dict[tuple[str, str], Any] = {}
 
     def start(self) -> None:
         for path in (self.keystone.workdir, *(n.workdir for n in self.novas.values())):
@@ -231,10 +235,15 @@ class Cloud:
         return project
 
     def as_builder(self, project_id: str, region: str) -> Any:
+        """A member of the project (one token per project and region, reused)."""
         import openstack
 
-        return openstack.connect(auth_url=self.keystone.url, username="builder", password=BUILDER_PW,
-                                 project_id=project_id, user_domain_name="Default", region_name=region)
+        key = (project_id, region)
+        if key not in self._builders:
+            self._builders[key] = openstack.connect(
+                auth_url=self.keystone.url, username="builder", password=BUILDER_PW,
+                project_id=project_id, user_domain_name="Default", region_name=region)
+        return self._builders[key]
 
     def server(self, project: Any, name: str, region: str = REGIONS[0], *, network: str = "net-a",
                cidr: str = "10.20.0.0/16", ip: str | None = None, floating: str | None = None,
@@ -262,3 +271,13 @@ def _bring_to(conn: Any, server: Any, state: str) -> None:
         compute.shelve_server(server)
     if state != "ACTIVE":
         compute.wait_for_server(server, status=state, wait=60, interval=0.3)
+
+
+def directory_settings(cloud: Cloud, password_file: Path) -> dict[str, Any]:
+    """The ``[directory]`` section reading ``cloud`` as its admin (all-projects mode, both regions)."""
+    password_file.write_text(ADMIN_PW + "\n")
+    password_file.chmod(0o600)
+    return {"source": "openstack", "openstack": {
+        "auth_url": cloud.keystone.url, "username": "admin", "password_file": str(password_file),
+        "project": "admin", "regions": list(REGIONS), "timeout": 20.0, "gid_tag_prefix": "gid=",
+    }}
