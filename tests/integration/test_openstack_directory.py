@@ -265,3 +265,23 @@ def test_zero_projects_or_zero_servers_change_nothing(openstack_workspace: Works
         result = openstack_workspace.homevol("sync")
         assert result.code == 3, result.stdout + result.stderr
         assert openstack_workspace.exports_files() == before
+
+
+def test_a_reader_in_all_projects_mode_is_refused_and_changes_nothing(
+        openstack_workspace: Workspace) -> None:
+    """Keystone answers 403 to a project reader's GET /v3/projects: the whole read stops."""
+    password = openstack_workspace.root / "observer.password"
+    password.write_text(READER_PW + "\n")
+    _refused(openstack_workspace, username="observer", password_file=str(password), project="alpha")
+
+
+def test_a_5xx_from_one_nova_region_changes_nothing(openstack_workspace: Workspace,
+                                                   openstack_cloud: OpenStackData,
+                                                   failing_endpoint: str) -> None:
+    admin = admin_connection(openstack_cloud.cloud.keystone)
+    region = f"Broken{failing_endpoint.rsplit(':', 1)[1].split('/')[0]}"
+    admin.identity.create_region(id=region)
+    service = admin.identity.find_service("nova")
+    admin.identity.create_endpoint(service_id=service.id, interface="public", region_id=region,
+                                   url=failing_endpoint.replace("/v3", "/v2.1"))
+    _refused(openstack_workspace, regions=[R1, region])
