@@ -84,7 +84,10 @@ def build_inventory(
         netgroups = {ng.name: ng for ng in snapshot.netgroups}
         findings += [Finding("foreign-netgroup", f"{ng.dn} has homevol's prefix but not its mark; "
                              "left alone", host=ng.name) for ng in snapshot.netgroups if not ng.owned]
-    project_ids = {p.id: p.name for p in snapshot.projects if p.id is not None and p.name in projects}
+    # held projects keep their id too (an event about a disabled project names it); a claimant
+    # known only by its id has no valid name
+    project_ids = {p.id: p.name for p in snapshot.projects if p.id is not None and not p.nested
+                   and (p.name in projects or (p.held is not None and not project_name_problem(p.name)))}
     return Inventory(projects, hosts, findings, frozenset(conflicted | conflicted_names), netgroups,
                      project_ids, held)
 

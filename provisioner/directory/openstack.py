@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,13 +34,16 @@ _REFUSED = (401, 403, 404)  # per project: gone, disabled or unshared since it w
 
 
 class _Calls:
-    """Counts every HTTP request of one read (a requests response hook)."""
+    """Counts every HTTP request of one read (a requests response hook; per-project mode calls
+    it from several threads)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self._lock = threading.Lock()
 
     def __call__(self, response: Any, *args: Any, **kwargs: Any) -> Any:
-        self.count += 1
+        with self._lock:
+            self.count += 1
         return response
 
 

@@ -88,7 +88,7 @@ def test_a_held_project_still_claims_its_addresses() -> None:
     inventory = build_inventory(snapshot)
     assert inventory.hosts_of("beta")[0].addresses == ()
     assert "delta" not in inventory.projects and inventory.held["delta"] == "disabled"
-    assert inventory.project_ids == {"b": "beta"}
+    assert inventory.project_ids == {"b": "beta", "d": "delta"}
     assert "unknown-project" not in {f.kind for f in inventory.findings}
 
 
