@@ -105,12 +105,52 @@ class LdapConfig:
     write_password_file: str = ""
 
 
+# Server states whose addresses are clients: the instance exists on a host, or is about to, and
+# holds its port. Shelved, errored and deleted servers only claim their addresses.
+EXPORTING_STATES = ("ACTIVE", "BUILD", "REBUILD", "REBOOT", "HARD_REBOOT", "PASSWORD", "RESIZE",
+                    "VERIFY_RESIZE", "REVERT_RESIZE", "MIGRATING", "SHUTOFF", "PAUSED",
+                    "SUSPENDED", "RESCUE")
+ADDRESS_KINDS = ("fixed", "floating")
+
+
+@dataclass
+class OpenStackConfig:
+    """``[directory.openstack]``: Keystone projects and Nova servers (docs/openstack.md)."""
+
+    cloud: str = ""  # a clouds.yaml cloud name; empty: the explicit keys below
+    auth_url: str = ""
+    username: str = ""
+    user_domain: str = "Default"
+    password_file: str = ""  # never on the command line
+    project: str = ""  # project scope (with project_domain); empty: system scope
+    project_domain: str = "Default"
+    system_scope: str = "all"  # used when project is empty
+    ca_file: str = ""
+    regions: list[str] = field(default_factory=list)  # empty: the cloud's one region
+    timeout: float = 30.0  # seconds for each API request
+    mode: str = "all-projects"  # all-projects (admin/system reader) | per-project (a reader in each)
+    concurrency: int = 4  # per-project mode: projects read at once
+    page_size: int = 1000  # servers per page (pagination followed)
+    domain: str = ""  # only projects of this domain (name or id); empty: all
+    addresses: list[str] = field(default_factory=lambda: ["fixed"])  # fixed and/or floating
+    export_states: list[str] = field(default_factory=lambda: list(EXPORTING_STATES))
+    export_disabled: bool = False  # true: a disabled project keeps its export
+    gid_property: str = ""  # a project property holding its gid (e.g. "gid")
+    gid_tag_prefix: str = ""  # or a tag "<prefix><gid>" (e.g. "gid=")
+    gid_map: list[str] = field(default_factory=list)  # or "project=gid" entries, over the above
+    optin_tag: str = "use_volume=home"  # the tag that is the per-project opt-in
+    accept_renames: list[str] = field(default_factory=list)  # project ids whose rename is accepted
+
+
+
+
 @dataclass
 class DirectoryConfig:
-    source: str = "file"  # file | ldap
+    source: str = "file"  # file | ldap | openstack
     allow_empty: bool = False  # accept a directory with zero projects or zero hosts
     file: FileDirectoryConfig = field(default_factory=FileDirectoryConfig)
     ldap: LdapConfig = field(default_factory=LdapConfig)
+    openstack: OpenStackConfig = field(default_factory=OpenStackConfig)
 
 
 @dataclass
@@ -220,7 +260,8 @@ class Config:
 
 
 _CHOICES = {
-    "directory.source": ("file", "ldap"),
+    "directory.source": ("file", "ldap", "openstack"),
+    "directory.openstack.mode": ("all-projects", "per-project"),
     "directory.ldap.projects_scope": ("one", "sub"),
     "directory.ldap.hosts_scope": ("one", "sub"),
 }
@@ -431,6 +472,10 @@ def _validate(cfg: Config) -> None:
     for key in ("connect_timeout", "operation_timeout"):
         if getattr(ldap, key) <= 0:
             raise ConfigError(f"directory.ldap.{key}", "must be positive")
+    if cfg.directory.source == "openstack":
+        _validate_openstack(cfg.directory.openstack)
+        if cfg.exports.clients != ClientMode.ADDRESS:
+            raise ConfigError("exports.clients", "directory.source = \"openstack\" exports addresses only")
     if cfg.exports.clients == ClientMode.NETGROUP:
         if cfg.directory.source != "ldap":
             raise ConfigError("exports.clients", "netgroup mode needs directory.source = \"ldap\"")
@@ -455,6 +500,23 @@ def _validate(cfg: Config) -> None:
     from backends.registry import spec  # lazily: backends imports this module
 
     spec(cfg.backend.name).validate(cfg.backend.section)
+
+
+def _validate_openstack(os_cfg: OpenStackConfig) -> None:
+    key = "directory.openstack"
+    if os_cfg.timeout <= 0:
+        raise ConfigError(f"{key}.timeout", "must be positive")
+    if not os_cfg.cloud and not (os_cfg.auth_url and os_cfg.username and os_cfg.password_file):
+        raise ConfigError(f"{key}.cloud", "give a clouds.yaml cloud, or auth_url, username and "
+                          "password_file")
+    if os_cfg.concurrency < 1 or os_cfg.page_size < 1:
+        raise ConfigError(f"{key}.concurrency", "concurrency and page_size must be at least 1")
+    if not os_cfg.addresses or not set(os_cfg.addresses) <= set(ADDRESS_KINDS):
+        raise ConfigError(f"{key}.addresses", f"one or more of {', '.join(ADDRESS_KINDS)}")
+    for entry in os_cfg.gid_map:
+        name, _, gid = entry.partition("=")
+        if not name or not gid.isdigit():
+            raise ConfigError(f"{key}.gid_map", f"{entry!r} is not project=gid")
 
 
 def load(path: str | None = None, environ: typing.Mapping[str, str] | None = None) -> Config:

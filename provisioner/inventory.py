@@ -66,12 +66,13 @@ def build_inventory(
     extra_networks: Iterable[ipaddress.IPv4Network] = (),
     clients: str = "address",
 ) -> Inventory:
-    findings: list[Finding] = []
+    findings: list[Finding] = list(snapshot.findings)
     projects = _judge_projects(snapshot, findings)
+    held = {p.name: p.held for p in snapshot.projects if p.held is not None and not p.nested}
     networks = tuple(extra_networks)
     claims = _Claims()
     judged = [j for raw in snapshot.hosts
-              if (j := _judge_host(raw, projects, networks, claims, findings)) is not None]
+              if (j := _judge_host(raw, projects, networks, claims, findings, held)) is not None]
     conflicted, conflicted_names = claims.conflicts(findings)
     hosts = _attribute(judged, conflicted, conflicted_names, clients)
     for name in projects:
@@ -83,7 +84,12 @@ def build_inventory(
         netgroups = {ng.name: ng for ng in snapshot.netgroups}
         findings += [Finding("foreign-netgroup", f"{ng.dn} has homevol's prefix but not its mark; "
                              "left alone", host=ng.name) for ng in snapshot.netgroups if not ng.owned]
-    return Inventory(projects, hosts, findings, frozenset(conflicted | conflicted_names), netgroups)
+    # held projects keep their id too (an event about a disabled project names it); a claimant
+    # known only by its id has no valid name
+    project_ids = {p.id: p.name for p in snapshot.projects if p.id is not None and not p.nested
+                   and (p.name in projects or (p.held is not None and not project_name_problem(p.name)))}
+    return Inventory(projects, hosts, findings, frozenset(conflicted | conflicted_names), netgroups,
+                     project_ids, held)
 
 
 def _judge_projects(snapshot: Snapshot, findings: list[Finding]) -> dict[str, Project]:
@@ -93,6 +99,8 @@ def _judge_projects(snapshot: Snapshot, findings: list[Finding]) -> dict[str, Pr
             findings.append(Finding("nested-project-entry", f"{entry.dn} is below a project "
                                     "(a role or group entry), ignored", severity=INFO))
             continue
+        if entry.held is not None:
+            continue  # the source said why (its finding); a claimant only, never exported
         problem = project_name_problem(entry.name)
         if problem:
             findings.append(Finding("invalid-project-name", f"{entry.dn}: {problem}; skipped",
@@ -104,7 +112,7 @@ def _judge_projects(snapshot: Snapshot, findings: list[Finding]) -> dict[str, Pr
 
 
 def _judge_host(raw: RawHost, projects: dict[str, Project], networks: tuple[ipaddress.IPv4Network, ...],
-                claims: _Claims, findings: list[Finding]) -> Judged | None:
+                claims: _Claims, findings: list[Finding], held: dict[str, str]) -> Judged | None:
     """One host on its own: its usable identities, its claims, and its one owner (or None)."""
     label = _host_label(raw)
     if raw.dns_domain:
@@ -121,9 +129,9 @@ def _judge_host(raw: RawHost, projects: dict[str, Project], networks: tuple[ipad
                                     f"{raw.dn} is not an instance (no puppet data); never a client",
                                     host=label, severity=INFO))
         return None
-    known = [p for p in raw.projects if p in projects]
+    known = [p for p in raw.projects if p in projects or p in held]
     for name in raw.projects:
-        if name not in projects:
+        if name not in projects and name not in held:
             findings.append(Finding("unknown-project", f"{raw.dn} names project {name!r}, "
                                     "which is not in the directory (or not valid)",
                                     project=name, host=label))
@@ -134,7 +142,8 @@ def _judge_host(raw: RawHost, projects: dict[str, Project], networks: tuple[ipad
                                 f"({', '.join(raw.projects)}); exported to none of them",
                                 host=label, severity=ERROR))
         return None
-    return raw, known[0] if known else None, addresses, names
+    owner = raw.projects[0] if raw.projects[0] in projects and raw.exportable else None
+    return raw, owner, addresses, names
 
 
 def _attribute(judged: list[Judged], conflicted: set[str], conflicted_names: set[str],

@@ -43,6 +43,10 @@ class RawProject:
     nested: bool = False  # found below another entry of the projects base (a role, a group)
     gid: int | None = None
     wants_home: bool = False  # the per-project opt-in (``info: use_volume=home``)
+    id: str | None = None  # the source's stable id (Keystone project id); events carry it
+    # why the source holds this project out of the exports (disabled, renamed, forbidden, ...):
+    # a held project gets no home and no export, but its hosts' addresses still count as claims
+    held: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class RawHost:
     names: tuple[str, ...] = ()
     dns_domain: bool = False  # a zone entry (has an SOA record), never a client
     instance: bool = True  # False: no puppet data at all (floating-IP and other non-instance entries)
+    # False: the host's addresses are claims (for conflicts) but never clients (e.g. a shelved server)
+    exportable: bool = True
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,10 @@ class Inventory:
     conflicted: frozenset[str] = frozenset()
     # netgroup mode: the entries named with homevol's prefix, by netgroup name (None: not read)
     netgroups: dict[str, RawNetgroup] | None = None
+    # the source's project id → name (OpenStack: Keystone ids; events carry ids, homes use names)
+    project_ids: dict[str, str] = field(default_factory=dict)
+    # projects the source holds out of the exports, with the reason (their data is kept)
+    held: dict[str, str] = field(default_factory=dict)
 
     def hosts_of(self, project: str) -> list[Host]:
         return self.hosts.get(project, [])

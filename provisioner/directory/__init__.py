@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import Config
-from ..model import RawHost, RawNetgroup, RawProject
+from ..model import Finding, RawHost, RawNetgroup, RawProject
 
 
 @dataclass(frozen=True)
@@ -16,10 +16,15 @@ class Snapshot:
     searches: int = 0  # distinct searches issued (LDAP); constant whatever the project count
     operations: int = 0  # LDAP requests including every page and the bind
     netgroups: tuple[RawNetgroup, ...] | None = None  # read in netgroup mode only
+    findings: tuple[Finding, ...] = ()  # what the source itself saw (OpenStack: forbidden, renamed)
 
 
 def read_snapshot(cfg: Config) -> Snapshot:
     """Read the configured directory once; DirectoryError on any failure."""
+    if cfg.directory.source == "openstack":
+        from .openstack import read_openstack
+
+        return read_openstack(cfg.directory.openstack, cfg.state_dir)
     if cfg.directory.source == "ldap":
         from .ldap import read_ldap
 

@@ -11,10 +11,13 @@ from tests.conftest import SANDBOX, Workspace, require
 from tests.support import ceph as ceph_support
 from tests.support import gluster as gluster_support
 from tests.support import nfs_stack as nfs_stack_support
+from tests.support import openstack_services as openstack_support
 from tests.support import slapd as slapd_support
 from tests.support.ceph import CephCluster
 from tests.support.gluster import Glusterd
 from tests.support.nfs_stack import NfsStack
+from tests.support.openstack_data import OpenStackData, seed_messy_cloud
+from tests.support.openstack_services import Cloud
 from tests.support.slapd import Slapd
 
 
@@ -103,3 +106,24 @@ def ceph_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephClust
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def openstack_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStackData]:
+    """A real Keystone and two Nova regions (Nova's functional harness), with messy data."""
+    require(openstack_support.available(),
+            "Keystone, uWSGI and Nova in .openstack-venv (scripts/openstack-test-services)")
+    cloud = Cloud(tmp_path_factory.mktemp("openstack"))
+    try:
+        cloud.start()
+        yield seed_messy_cloud(cloud)
+    finally:
+        cloud.stop()
+
+
+@pytest.fixture
+def openstack_workspace(workspace: Workspace, openstack_cloud: OpenStackData) -> Workspace:
+    """A workspace whose directory is the cloud, read as the admin (all-projects mode)."""
+    workspace.configure(directory=openstack_support.directory_settings(
+        openstack_cloud.cloud, workspace.root / "openstack.password"))
+    return workspace

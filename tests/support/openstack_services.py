@@ -1,0 +1,283 @@
+"""A real Keystone (uWSGI, SQLite) and Nova's functional harness on loopback, for tests and benchmarks.
+
+Both run from the OpenStack venv ``.openstack-venv`` that ``scripts/openstack-test-services``
+makes (its own venv: Keystone and Nova pin what homevol must not). Started once per test
+session; stopped by their own pids. Traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+from tests.support.slapd import free_port
+
+REPO = Path(__file__).resolve().parent.parent.parent
+VENV = Path(os.environ.get("HOMEVOL_OPENSTACK_VENV", REPO / ".openstack-venv"))
+HARNESS = Path(__file__).resolve().parent / "nova_harness.py"
+ADMIN_PW = "admin-secret"
+NOVA_PW = "nova-secret"
+REGIONS = ("RegionOne", "RegionTwo")
+
+
+def available() -> bool:
+    return all((VENV / "bin" / tool).exists() for tool in ("keystone-manage", "uwsgi", "python"))
+
+
+def _stop(proc: subprocess.Popen[Any] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+class Keystone:
+    """Keystone 30 under uWSGI with an SQLite database in ``workdir``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v3"
+        self.conf = workdir / "keystone.conf"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def _manage(self, *args: str) -> None:
+        subprocess.run([str(VENV / "bin" / "keystone-manage"), "--config-file", str(self.conf), *args],
+                       check=True, capture_output=True, timeout=120)
+
+    def prepare(self) -> None:
+        d = self.workdir
+        self.conf.write_text(f"""[DEFAULT]
+log_file = {d}/keystone.log
+[database]
+connection = sqlite:///{d}/keystone.db
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = {d}/fernet
+[credential]
+key_repository = {d}/credential
+[cache]
+enabled = false
+[identity]
+# bcrypt's cheapest cost: with the default every token takes ~1 s of CPU on this machine
+password_hash_rounds = 4
+""")
+        self._manage("db_sync")
+        self._manage("fernet_setup", "--keystone-user", str(os.getuid()),
+                     "--keystone-group", str(os.getgid()))
+        self._manage("credential_setup", "--keystone-user", str(os.getuid()),
+                     "--keystone-group", str(os.getgid()))
+        self._manage("bootstrap", "--bootstrap-password", ADMIN_PW, "--bootstrap-admin-url", self.url,
+                     "--bootstrap-public-url", self.url, "--bootstrap-internal-url", self.url,
+                     "--bootstrap-region-id", REGIONS[0])
+
+    def start(self) -> None:
+        env = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=str(self.conf))
+        log = (self.workdir / "uwsgi.log").open("wb")
+        self.proc = subprocess.Popen(
+            [str(VENV / "bin" / "uwsgi"), "--http11-socket", f"127.0.0.1:{self.port}", "--wsgi",
+             "keystone.wsgi.api:application", "--processes", "2", "--threads", "4", "--master",
+             "--die-on-term", "--need-app"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"keystone exited: {(self.workdir / 'uwsgi.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2):  # noqa: S310 (loopback)
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("keystone did not answer in 60 s")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+class NovaHarness:
+    """One Nova (one region) from its functional harness, behind real keystonemiddleware."""
+
+    def __init__(self, workdir: Path, keystone: Keystone, region: str) -> None:
+        self.workdir = workdir
+        self.keystone = keystone
+        self.region = region
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self, deadline_s: float = 120) -> None:
+        _link_paste_config()
+        settings = self.workdir / "harness.json"
+        settings.write_text(json.dumps({"keystone": {
+            "auth_url": self.keystone.url, "username": "nova", "password": NOVA_PW, "project": "service"}}))
+        log: IO[bytes] = (self.workdir / "nova.log").open("wb")
+        self.proc = subprocess.Popen(
+            [str(VENV / "bin" / "python"), str(HARNESS), str(settings)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=log, text=True, cwd=self.workdir, start_new_session=True)
+        assert self.proc.stdout is not None
+        start = time.monotonic()
+        line = self.proc.stdout.readline()
+        if not line.startswith("READY ") or time.monotonic() - start > deadline_s:
+            self.stop()
+            raise RuntimeError(f"nova harness failed: {(self.workdir / 'nova.log').read_text()[-3000:]}")
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}/v2.1"
+
+    def create_port(self, project_id: str, network: str, cidr: str, ip: str,
+                    floating: str | None = None) -> str:
+        body = json.dumps({"project_id": project_id, "network": network, "cidr": cidr, "ip": ip,
+                           "floating": floating}).encode()
+        root = self.url.rsplit("/v2.1", 1)[0]
+        request = urllib.request.Request(f"{root}/_harness/ports", data=body, method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+            return str(json.load(response)["port_id"])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            self.proc.stdin.close()
+        _stop(self.proc)
+
+
+def _link_paste_config() -> None:
+    """Nova's test config looks for ``etc/nova/api-paste.ini`` next to the nova package."""
+    site = next((VENV / "lib").glob("python3*/site-packages"))
+    link = site / "etc" / "nova"
+    if not link.exists():
+        link.parent.mkdir(exist_ok=True)
+        link.symlink_to(VENV / "etc" / "nova")
+
+
+def admin_connection(keystone: Keystone, region: str = REGIONS[0]) -> Any:
+    """The bootstrap admin, project-scoped to ``admin`` (what the tests use to make data)."""
+    import openstack
+
+    return openstack.connect(auth_url=keystone.url, username="admin", password=ADMIN_PW,
+                             project_name="admin", user_domain_name="Default",
+                             project_domain_name="Default", region_name=region)
+
+
+def add_service_user(conn: Any) -> None:
+    """The ``nova`` service user keystonemiddleware validates tokens with."""
+    service = conn.identity.create_project(name="service", domain_id="default")
+    user = conn.identity.create_user(name="nova", password=NOVA_PW, domain_id="default")
+    for role in ("admin", "service"):
+        found = conn.identity.find_role(role) or conn.identity.create_role(name=role)
+        conn.identity.assign_project_role_to_user(service, user, found)
+
+
+def register_compute(conn: Any, nova: NovaHarness) -> None:
+    """A compute endpoint for ``nova.region`` in the catalog (regions made as needed)."""
+    if conn.identity.find_region(nova.region) is None:
+        conn.identity.create_region(id=nova.region)
+    service = conn.identity.find_service("nova") or conn.identity.create_service(
+        name="nova", type="compute")
+    for interface in ("public", "internal"):
+        conn.identity.create_endpoint(service_id=service.id, interface=interface, url=nova.url,
+                                      region_id=nova.region)
+
+
+IMAGE = "155d900f-4e14-4e4c-a73d-069cbf4541e6"  # one of the Glance fixture's images
+BUILDER_PW = "builder-secret"
+
+
+class Cloud:
+    """Keystone plus one Nova harness per region, and the calls the tests make data with."""
+
+    def __init__(self, workdir: Path, regions: tuple[str, ...] = REGIONS) -> None:
+        self.workdir = workdir
+        self.keystone = Keystone(workdir / "keystone")
+        self.novas = {r: NovaHarness(workdir / f"nova-{r}", self.keystone, r) for r in regions}
+        self.admin: Any = None
+        self.builder: Any = None
+        self._builders: dict[tuple[str, str], Any] = {}
+
+    def start(self) -> None:
+        for path in (self.keystone.workdir, *(n.workdir for n in self.novas.values())):
+            path.mkdir(parents=True, exist_ok=True)
+        self.keystone.prepare()
+        self.keystone.start()
+        self.admin = admin_connection(self.keystone)
+        add_service_user(self.admin)
+        for nova in self.novas.values():
+            nova.start()
+            register_compute(self.admin, nova)
+        self.builder = self.admin.identity.create_user(name="builder", password=BUILDER_PW,
+                                                       domain_id="default")
+
+    def stop(self) -> None:
+        for nova in self.novas.values():
+            nova.stop()
+        self.keystone.stop()
+
+    def role(self, name: str) -> Any:
+        return self.admin.identity.find_role(name) or self.admin.identity.create_role(name=name)
+
+    def user(self, name: str, password: str, roles: dict[str, str]) -> Any:
+        """A user with ``roles`` (project id → role name)."""
+        user = self.admin.identity.create_user(name=name, password=password, domain_id="default")
+        for project_id, role in roles.items():
+            self.admin.identity.assign_project_role_to_user(project_id, user, self.role(role))
+        return user
+
+    def project(self, name: str, tags: list[str] | None = None) -> Any:
+        project = self.admin.identity.create_project(name=name, domain_id="default", tags=tags or [])
+        self.admin.identity.assign_project_role_to_user(project, self.builder, self.role("member"))
+        return project
+
+    def as_builder(self, project_id: str, region: str) -> Any:
+        """A member of the project (one token per project and region, reused)."""
+        import openstack
+
+        key = (project_id, region)
+        if key not in self._builders:
+            self._builders[key] = openstack.connect(
+                auth_url=self.keystone.url, username="builder", password=BUILDER_PW,
+                project_id=project_id, user_domain_name="Default", region_name=region)
+        return self._builders[key]
+
+    def server(self, project: Any, name: str, region: str = REGIONS[0], *, network: str = "net-a",
+               cidr: str = "10.20.0.0/16", ip: str | None = None, floating: str | None = None,
+               state: str = "ACTIVE") -> Any:
+        """Boot a server through the compute API as a member of ``project``, then bring it to ``state``."""
+        conn = self.as_builder(project.id, region)
+        networks: Any = "none"
+        if ip is not None:
+            networks = [{"port": self.novas[region].create_port(project.id, network, cidr, ip, floating)}]
+        server = conn.compute.create_server(name=name, flavor_id="1", image_id=IMAGE, networks=networks)
+        server = conn.compute.wait_for_server(server, wait=60, interval=0.3)
+        _bring_to(admin_connection(self.keystone, region) if state == "ERROR" else conn, server, state)
+        return server
+
+
+def _bring_to(conn: Any, server: Any, state: str) -> None:
+    compute = conn.compute
+    if state == "ERROR":
+        compute.reset_server_state(server, "error")
+    elif state == "SHUTOFF":
+        compute.stop_server(server)
+    elif state == "PAUSED":
+        compute.pause_server(server)
+    elif state == "SHELVED_OFFLOADED":
+        compute.shelve_server(server)
+    if state != "ACTIVE":
+        compute.wait_for_server(server, status=state, wait=60, interval=0.3)
+
+
+def directory_settings(cloud: Cloud, password_file: Path) -> dict[str, Any]:
+    """The ``[directory]`` section reading ``cloud`` as its admin (all-projects mode, both regions)."""
+    password_file.write_text(ADMIN_PW + "\n")
+    password_file.chmod(0o600)
+    return {"source": "openstack", "openstack": {
+        "auth_url": cloud.keystone.url, "username": "admin", "password_file": str(password_file),
+        "project": "admin", "regions": list(REGIONS), "timeout": 20.0, "gid_tag_prefix": "gid=",
+    }}
