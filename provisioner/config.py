@@ -426,6 +426,7 @@ def _directories_or_absent(cfg: Config) -> None:
 
 
 def _validate(cfg: Config) -> None:
+    """Every rule a value must meet, each naming its key; the chosen backend checks its own."""
     for key, choices in _CHOICES.items():
         node: Any = cfg
         for part in key.split("."):
@@ -437,30 +438,56 @@ def _validate(cfg: Config) -> None:
         if not os.path.isabs(value) or os.path.normpath(value) == "/":
             raise ConfigError(key, f"must be an absolute path other than '/', not {value!r}")
     _directories_or_absent(cfg)
-    if not os.path.isabs(cfg.exports.kernel.directory):
-        raise ConfigError("exports.kernel.directory", "must be an absolute path")
     if not SAFE_PATH_RE.fullmatch(cfg.export_base):
         raise ConfigError("export_base", "letters, digits, '/', '.', '_' and '-' only")
-    for option in cfg.exports.options:
+    if not 0 <= cfg.audit.usage_warning <= 1:
+        raise ConfigError("audit.usage_warning", "must be between 0 and 1")
+    try:
+        parse_size(cfg.backend.default_size)
+    except ValueError as exc:
+        raise ConfigError("backend.default_size", str(exc)) from None
+    _validate_exports(cfg.exports)
+    _validate_directory(cfg)
+    if not os.path.isabs(cfg.placement.units_dir):
+        raise ConfigError("placement.units_dir", "must be an absolute path")
+    if cfg.placement.mount_timeout <= 0:
+        raise ConfigError("placement.mount_timeout", "must be positive")
+    from backends.registry import spec  # lazily: backends imports this module
+
+    spec(cfg.backend.name).validate(cfg.backend.section)
+
+
+def _validate_exports(exports: ExportsConfig) -> None:
+    if not os.path.isabs(exports.kernel.directory):
+        raise ConfigError("exports.kernel.directory", "must be an absolute path")
+    for option in exports.options:
         key, _, val = option.partition("=")
         if key not in _OPTION_KEYS:
             raise ConfigError("exports.options", f"{option!r} is not an exports(5) option homevol allows")
         if val and not all(c.isalnum() or c in ":._" for c in val):
             raise ConfigError("exports.options", f"{option!r} has characters exports(5) treats specially")
-    if not 0 <= cfg.exports.max_removal_share <= 1:
+    if not 0 <= exports.max_removal_share <= 1:
         raise ConfigError("exports.max_removal_share", "must be between 0 and 1")
-    if not 0 <= cfg.audit.usage_warning <= 1:
-        raise ConfigError("audit.usage_warning", "must be between 0 and 1")
     try:
-        parse_networks(cfg.exports.extra_client_networks)
+        parse_networks(exports.extra_client_networks)
     except ValueError as exc:
         raise ConfigError("exports.extra_client_networks", str(exc)) from None
-    if not is_netgroup_name(cfg.exports.netgroup_prefix + "x"):
+    if not is_netgroup_name(exports.netgroup_prefix + "x"):
         raise ConfigError("exports.netgroup_prefix", "letters, digits, '-', '_' and '.' only")
-    try:
-        parse_size(cfg.backend.default_size)
-    except ValueError as exc:
-        raise ConfigError("backend.default_size", str(exc)) from None
+    if exports.kernel.reload_timeout <= 0:
+        raise ConfigError("exports.kernel.reload_timeout", "must be positive")
+    ganesha = exports.ganesha
+    for key in ("directory", "index", "pid_file", "pseudo_base"):
+        if not SAFE_PATH_RE.fullmatch(getattr(ganesha, key)):
+            raise ConfigError(f"exports.ganesha.{key}",
+                              "an absolute path of letters, digits, '/', '.', '_', '-'")
+    if not 1 <= ganesha.export_id_min <= 65535:
+        raise ConfigError("exports.ganesha.export_id_min", "must be between 1 and 65535")
+    if ganesha.timeout <= 0:
+        raise ConfigError("exports.ganesha.timeout", "must be positive")
+
+
+def _validate_directory(cfg: Config) -> None:
     ldap = cfg.directory.ldap
     if not ldap.uris:
         raise ConfigError("directory.ldap.uris", "needs at least one URI")
@@ -482,24 +509,6 @@ def _validate(cfg: Config) -> None:
         if not ldap.write_bind_dn or not ldap.write_password_file:
             raise ConfigError("directory.ldap.write_bind_dn",
                               "netgroup mode needs write_bind_dn and write_password_file")
-    ganesha = cfg.exports.ganesha
-    for key in ("directory", "index", "pid_file", "pseudo_base"):
-        if not SAFE_PATH_RE.fullmatch(getattr(ganesha, key)):
-            raise ConfigError(f"exports.ganesha.{key}",
-                              "an absolute path of letters, digits, '/', '.', '_', '-'")
-    if not 1 <= ganesha.export_id_min <= 65535:
-        raise ConfigError("exports.ganesha.export_id_min", "must be between 1 and 65535")
-    if ganesha.timeout <= 0:
-        raise ConfigError("exports.ganesha.timeout", "must be positive")
-    if not os.path.isabs(cfg.placement.units_dir):
-        raise ConfigError("placement.units_dir", "must be an absolute path")
-    if cfg.placement.mount_timeout <= 0:
-        raise ConfigError("placement.mount_timeout", "must be positive")
-    if cfg.exports.kernel.reload_timeout <= 0:
-        raise ConfigError("exports.kernel.reload_timeout", "must be positive")
-    from backends.registry import spec  # lazily: backends imports this module
-
-    spec(cfg.backend.name).validate(cfg.backend.section)
 
 
 def _validate_openstack(os_cfg: OpenStackConfig) -> None:
