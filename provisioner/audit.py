@@ -22,7 +22,7 @@ from .errors import InvalidInput
 from .exports import AppliedState, ExportAction, ExportChange
 from .model import Finding, Inventory, Severity, Volume, VolumeState, home_path
 from .names import project_name_problem
-from .netgroup import NetgroupChange
+from .netgroup import NetgroupAction, NetgroupChange
 from .placement import MOUNTINFO, MountCheck, MountState
 from .plan import Command, Intent, Onboard, Plan, Policy, Step, VolumeAction, make_plan
 from .service import Homevol
@@ -298,7 +298,7 @@ def _client_findings(change: ExportChange, fix: str) -> list[Finding]:
 
 
 def netgroup_findings(change: NetgroupChange) -> list[Finding]:
-    if change.action == "blocked":
+    if change.action == NetgroupAction.BLOCKED:
         return []  # the directory's foreign-netgroup finding says it
     delta = " ".join([f"+{t}" for t in change.added] + [f"-{t}" for t in change.removed])
     return [Finding("netgroup-drift", f"netgroup {change.name} would be {change.action}d"

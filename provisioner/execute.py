@@ -27,7 +27,7 @@ from .config import Config
 from .errors import BackendError, HomevolError
 from .exports import Applier, ApplyResult, ExportAction, ExportChange
 from .model import Volume, home_path
-from .netgroup import apply_netgroups
+from .netgroup import NetgroupAction, apply_netgroups
 from .placement import MountPlan, Placement
 from .plan import Intent, Plan, Step, VolumeAction
 from .progress import progress
@@ -171,7 +171,7 @@ class Executor:
         removals after them."""
         if run.stopped_by is not None:
             return
-        changes = [c for c in plan.netgroups if (c.action != "remove") == upserts]
+        changes = [c for c in plan.netgroups if (c.action != NetgroupAction.REMOVE) == upserts]
         for change in [c for c in changes if c.project in run.failed]:
             run.results.append(ApplyResult(change.project, f"netgroup-{change.action}", False, SKIPPED))
         todo = [c for c in changes if c.project not in run.failed]

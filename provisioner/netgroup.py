@@ -10,6 +10,7 @@ only (docs/netgroups.md has the ACL).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Collection
 from dataclasses import dataclass
 
@@ -22,12 +23,19 @@ from .names import is_project_name
 NETGROUP_MARK = "managed by homevol"  # the description that marks a netgroup as homevol's
 
 
+class NetgroupAction(enum.StrEnum):
+    ADD = "add"
+    UPDATE = "update"
+    REMOVE = "remove"
+    BLOCKED = "blocked"  # an entry with homevol's prefix but not its mark: left alone
+
+
 @dataclass(frozen=True)
 class NetgroupChange:
     project: str
     name: str
     dn: str
-    action: str  # add | update | remove | blocked
+    action: NetgroupAction
     triples: tuple[str, ...] = ()
     before: tuple[str, ...] = ()
 
@@ -62,16 +70,17 @@ def plan_netgroups(inventory: Inventory, exported: set[str], prefix: str, base: 
         dn = have.dn if have else f"cn={name},{base}"
         if have is not None and not have.owned:
             if project in exported:
-                changes.append(NetgroupChange(project, name, dn, "blocked"))
+                changes.append(NetgroupChange(project, name, dn, NetgroupAction.BLOCKED))
             continue
         if project in exported:
             want = triples_for(inventory, project)
             if have is None:
-                changes.append(NetgroupChange(project, name, dn, "add", want))
+                changes.append(NetgroupChange(project, name, dn, NetgroupAction.ADD, want))
             elif tuple(sorted(have.triples)) != want:
-                changes.append(NetgroupChange(project, name, dn, "update", want, have.triples))
+                changes.append(NetgroupChange(project, name, dn, NetgroupAction.UPDATE, want,
+                                              have.triples))
         elif have is not None:
-            changes.append(NetgroupChange(project, name, dn, "remove", (), have.triples))
+            changes.append(NetgroupChange(project, name, dn, NetgroupAction.REMOVE, (), have.triples))
     return changes
 
 
@@ -89,15 +98,15 @@ def apply_netgroups(cfg: LdapConfig, changes: list[NetgroupChange]) -> list[Appl
     try:
         for change in changes:
             try:
-                if change.action == "blocked":
+                if change.action == NetgroupAction.BLOCKED:
                     raise DirectoryError(f"{change.dn} exists and is not homevol's; left alone")
-                if change.action == "add":
+                if change.action == NetgroupAction.ADD:
                     entry = {"objectClass": ["top", "nisNetgroup"], "cn": [change.name],
                              "description": [NETGROUP_MARK]}
                     if change.triples:
                         entry["nisNetgroupTriple"] = list(change.triples)
                     writer.change("add", change.dn, entry)
-                elif change.action == "update":
+                elif change.action == NetgroupAction.UPDATE:
                     writer.change("replace", change.dn, {"nisNetgroupTriple": list(change.triples)})
                 else:
                     writer.change("delete", change.dn)

@@ -22,7 +22,7 @@ from .errors import BackendError, GuardRefused, InvalidInput
 from .execute import Executor
 from .exports import Applier, ApplyResult, get_applier
 from .lock import held
-from .model import Inventory, Volume, home_path
+from .model import Inventory, Volume, VolumeState, home_path
 from .names import project_name_problem
 from .placement import Placement
 from .plan import Command, Intent, Onboard, Plan, Policy, desired_exports, make_plan
@@ -169,7 +169,7 @@ class Homevol:
             return outcome
         outcome = self.decide(world, Intent(Command.OFFBOARD, frozenset({project})),
                               dry_run=dry_run, force=False)
-        if volume.state == "retired":
+        if volume.state == VolumeState.RETIRED:
             outcome.notes.append(f"{project}: already retired")
         return outcome
 
