@@ -19,7 +19,7 @@ from . import hook as hook_mod
 from . import report
 from .config import ExportServer
 from .errors import ExitCode, HomevolError
-from .names import printable
+from .names import printable, project_name_problem
 from .service import Homevol, Outcome
 from .sizes import format_size, parse_size
 
@@ -328,7 +328,14 @@ def exports_show(ctx: click.Context, project: str | None, as_json: bool) -> None
     Reads homevol's own exports files; `homevol verify` asks the running
     server instead.
     """
-    rules = sorted(_service(ctx).listing().applied.rules.values(), key=lambda r: r.project)
+    world = _service(ctx).listing()
+    if project is not None:
+        problem = project_name_problem(project)
+        if problem:
+            raise click.UsageError(f"invalid project name: {problem}")
+        if project not in world.applied.rules and project not in world.volumes:
+            raise click.UsageError(f"{project}: homevol has no volume or export for it")
+    rules = sorted(world.applied.rules.values(), key=lambda r: r.project)
     rules = [r for r in rules if project is None or r.project == project]
     if as_json:
         report.print_json({"exports": [r.to_dict() for r in rules]})

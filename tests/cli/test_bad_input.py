@@ -145,3 +145,9 @@ def test_the_inventory_file_is_as_strict_as_the_config(workspace: Workspace, inv
     result = workspace.homevol("sync", "--dry-run")
     assert result.code == 3 and "inventory" in _one_line(result.stderr)
 
+
+
+def test_exports_show_refuses_an_invalid_or_unknown_project(workspace: Workspace) -> None:
+    for name in ("nosuch", "../etc"):
+        result = workspace.homevol("exports", "show", "-p", name)
+        assert result.code == 2 and name in _one_line(result.stderr)
