@@ -41,9 +41,10 @@ STEP_FINDINGS: dict[str, frozenset[str]] = {
     Step.UNMOUNT: frozenset({"retired-volume-mounted"}),
     ExportAction.ADD: frozenset({"export-missing"}),
     ExportAction.UPDATE: frozenset({"clients-missing", "clients-extra", "export-options-drift",
-                                    "export-for-unowned-path", "hand-edited-exports-file"}),
+                                    "export-for-unowned-path", "hand-edited-exports-file",
+                                    "exports-not-loaded"}),
     ExportAction.REMOVE: frozenset({"export-of-retired-volume", "export-for-unowned-path",
-                                    "clients-extra"}),
+                                    "clients-extra", "exports-not-loaded"}),
     "netgroup": frozenset({"netgroup-drift"}),
 }
 # what the audit reports that no sync step changes (the facts), beside the sources' own findings
@@ -393,6 +394,7 @@ _MANUAL = {
     "foreign-exports-file": "manual: move the file out of the exports directory or rename it "
                             "(homevol never touches it)",
     "hand-edited-exports-file": "homevol sync --project {project}",
+    "exports-not-loaded": "homevol sync --project {project}",
     "volume-without-project": "homevol offboard {project}",
     "duplicate-gid": "manual: give each project its own gid in the directory",
     "foreign-netgroup": "manual: rename or remove the netgroup {host} (it has homevol's prefix)",

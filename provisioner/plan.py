@@ -292,12 +292,16 @@ def _kept(applied: AppliedState, after: dict[str, VolumeState]) -> Desired:
 def plan_exports(desired: Desired, applied: AppliedState, scope: Scope | None = None) -> list[ExportChange]:
     """One change per project in scope that is, or should be, exported."""
     changes = []
-    for project in sorted(set(desired) | set(applied.rules) | set(applied.blocked)):
+    for project in sorted(set(desired) | set(applied.rules) | set(applied.blocked)
+                          | applied.unconfirmed):
         if scope is not None and not scope.covers(project):
             continue
         want, why = desired.get(project, (None, "volume retired or not homevol's"))
         have = applied.rules.get(project)
         if want is None and have is None:
+            if project in applied.unconfirmed:  # its removal was never loaded: reload it
+                changes.append(ExportChange(project, ExportAction.REMOVE, None, None,
+                                            _update_reason(project, True, applied)))
             continue
         if project in applied.blocked:
             changes.append(ExportChange(project, ExportAction.BLOCKED, have, want,
@@ -306,12 +310,18 @@ def plan_exports(desired: Desired, applied: AppliedState, scope: Scope | None = 
             changes.append(ExportChange(project, ExportAction.ADD, None, want))
         elif want is None:
             changes.append(ExportChange(project, ExportAction.REMOVE, have, None, why))
-        elif want == have and project not in applied.drifted:
+        elif want == have and project not in applied.drifted | applied.unconfirmed:
             changes.append(ExportChange(project, ExportAction.UNCHANGED, have, want))
         else:
-            reason = "hand-edited file" if project in applied.drifted else ""
-            changes.append(ExportChange(project, ExportAction.UPDATE, have, want, reason))
+            changes.append(ExportChange(project, ExportAction.UPDATE, have, want,
+                                        _update_reason(project, want == have, applied)))
     return changes
+
+
+def _update_reason(project: str, same: bool, applied: AppliedState) -> str:
+    if project in applied.drifted:
+        return "hand-edited file"
+    return "not loaded by the server yet (an earlier run stopped before its reload)" if same else ""
 
 
 def _orphans(world: World) -> list[Finding]:

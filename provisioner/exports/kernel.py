@@ -3,7 +3,9 @@
 The files live in the managed-file store (``store.py``: header, checksum, format, foreign files),
 so only homevol's files are ever rewritten or removed, and hand edits are found. If the reload
 fails, the files changed in this run are put back as they were and the reload output is
-reported: the next run will try again.
+reported: the next run will try again. Until a reload has succeeded, the projects of the run
+are listed as unconfirmed (``store.py``), so a run killed before or during the reload is finished
+by the next one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from ..config import KernelExportsConfig
 from ..errors import ApplyError, HomevolError
-from ..model import ExportRule
+from ..model import ExportRule, Finding
 from . import AppliedState, ApplyResult, ExportChange
 from .store import PREFIX, ManagedFiles, read_managed, render_file
 
@@ -93,10 +95,16 @@ class KernelExports:
             if rule is None:
                 scan.drift(file)
             scan.state.rules[project] = rule or ExportRule(project, "", (), ())
+        scan.state.unconfirmed = self.store.unconfirmed()
+        for project in sorted(scan.state.unconfirmed):
+            scan.state.findings.append(Finding(
+                "exports-not-loaded", f"{self.store.path_of(project)} was changed by a run that "
+                "stopped before the reload; sync reloads it", project=project))
         return scan.state
 
     def apply(self, changes: list[ExportChange]) -> list[ApplyResult]:
         self.store.prepare()  # a crash mid-write leaves temp files; exportfs ignores them
+        self.store.mark_unconfirmed(c.project for c in changes)
         previous: dict[str, str | None] = {}
         results = []
         for change in changes:
@@ -113,10 +121,12 @@ class KernelExports:
             return results
         failure = self.reload()
         if failure is None:
+            self.store.confirm()
             return results
         for project, text in previous.items():  # put back what the server last accepted
             self.store.put_back(project, text)
-        self.reload()
+        if self.reload() is None:
+            self.store.confirm()
         return [
             ApplyResult(r.project, r.action, False, f"reload failed, change rolled back: {failure}")
             if r.project in previous else r

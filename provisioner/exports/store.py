@@ -17,6 +17,11 @@ opened by homevol's header, beside files that are not homevol's.
   gets the new header only when its content changes anyway: a release upgrade rewrites nothing.
 - Field values are percent-encoded from format 1 on (a path may hold a space).
 - Writes are atomic (``.<name>.tmp``, then rename); ``prepare`` removes what a crash left.
+- ``.homevol-unconfirmed`` lists the projects whose files were written or removed but not yet
+  loaded by the server (kernel: before ``exportfs -ra`` succeeded). It is written before the
+  first file of a run and removed after the reload, so a run cut anywhere in between (a crash,
+  ``kill -9``, a power cut) leaves it, and the next run re-applies those projects even though
+  their files already look right.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ PREFIX = "homevol-"
 HEADER = "# Managed by homevol: do not edit; the next sync rewrites or removes this file."
 _FORMAT_RE = re.compile(r"# format=([0-9]+)(?: |$)")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+UNCONFIRMED = ".homevol-unconfirmed"
+_UNCONFIRMED_HEADER = ("# Managed by homevol: projects whose exports files the server has not "
+                       "loaded yet; the next sync re-applies them.")
 _SAFE = "".join(chr(c) for c in range(33, 127) if chr(c) != "%")  # kept as is in a field value
 
 
@@ -191,6 +199,30 @@ class ManagedFiles:
             if file.edited:
                 scan.drift(file)
         return scan
+
+    def unconfirmed(self) -> set[str]:
+        """The projects an earlier run wrote but the server may not have loaded (none: no mark).
+        StampTooNew when a newer homevol wrote the mark."""
+        path = self.directory / UNCONFIRMED
+        text = _text(path)
+        if not text:
+            return set()
+        lines = text.splitlines()
+        found = _FORMAT_RE.match(lines[1]) if len(lines) > 1 else None
+        check_format(int(found.group(1)) if found else 0, str(path))
+        return {name for name in lines[2:] if is_project_name(name)}
+
+    def mark_unconfirmed(self, projects: Iterable[str]) -> None:
+        """Before writing: name every project this run may leave unloaded (and the earlier ones)."""
+        names = sorted(self.unconfirmed() | set(projects))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.directory / UNCONFIRMED,
+                     "\n".join([_UNCONFIRMED_HEADER, f"# format={FORMAT}", *names]) + "\n",
+                     mode=0o644)
+
+    def confirm(self) -> None:
+        """The server loaded every file as it is now."""
+        (self.directory / UNCONFIRMED).unlink(missing_ok=True)
 
     def prepare(self) -> None:
         """Before writing: the directory exists, and no temp file of a crashed write is left."""

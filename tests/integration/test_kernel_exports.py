@@ -91,7 +91,10 @@ def test_a_failed_reload_is_reported_and_rolled_back(exportfs: Workspace) -> Non
     assert "bogusopt" in result.stdout
     files = exportfs.exports_files()
     files.pop("zz-local.exports")
-    assert files == before  # beta's file was taken back: the next run retries it
+    # beta's file was taken back, and since even that reload failed the server's table is
+    # unknown: beta stays unconfirmed and the next run re-applies it
+    assert files.pop(".homevol-unconfirmed").splitlines()[2:] == ["beta"]
+    assert files == before
     (exportfs.exports_dir / "zz-local.exports").unlink()
     assert exportfs.homevol("sync").code == 0
     assert str(exportfs.base / "beta") in exportfs.etab()
@@ -150,3 +153,44 @@ def test_a_machine_without_exportfs_gets_a_clear_message(workspace: Workspace) -
     assert result.code == 1
     assert "no-such-exportfs not found" in result.stdout
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_run_killed_before_its_reload_is_finished_by_the_next_one(exportfs: Workspace) -> None:
+    """The files are written, then homevol dies before exportfs ran: the next sync must not
+    say "no changes" over a server that never loaded them."""
+    _setup(exportfs)
+    real_reload = exportfs.settings["exports"]["kernel"]["reload_command"]
+    assert exportfs.homevol("onboard", "alpha").code == 0
+    (exportfs.root / "inventory.toml").write_text(
+        INVENTORY + '[[hosts]]\nname = "alpha-3.eqiad.wmflabs"\naddress = "10.68.1.13"\nproject = "alpha"\n')
+    exportfs.configure(exports={"kernel": {"reload_command": ["sh", "-c", "kill -KILL $PPID"]}})
+    killed = exportfs.homevol("sync")
+    assert killed.code == -9
+    assert "10.68.1.13" in exportfs.exports_files()["homevol-alpha.exports"]
+    assert set(exportfs.etab()[str(exportfs.base / "alpha")]) == {"10.68.1.11", "10.68.1.12"}
+
+    exportfs.configure(exports={"kernel": {"reload_command": real_reload}})
+    plan = exportfs.homevol("sync", "--dry-run", "--json")
+    change = next(c for c in plan.json["exports"] if c["project"] == "alpha")
+    assert change["action"] == "update" and "not loaded" in change["reason"]
+    assert exportfs.homevol("sync").code == 0
+    assert set(exportfs.etab()[str(exportfs.base / "alpha")]) == {"10.68.1.11", "10.68.1.12",
+                                                                 "10.68.1.13"}
+    assert "no changes" in exportfs.homevol("sync").stdout
+
+
+def test_a_removal_killed_before_its_reload_is_reloaded_by_the_next_run(exportfs: Workspace) -> None:
+    _setup(exportfs)
+    real_reload = exportfs.settings["exports"]["kernel"]["reload_command"]
+    assert exportfs.homevol("onboard", "beta").code == 0
+    exportfs.configure(exports={"kernel": {"reload_command": ["sh", "-c", "kill -KILL $PPID"]}})
+    assert exportfs.homevol("offboard", "beta").code == -9
+    assert "homevol-beta.exports" not in exportfs.exports_files()
+    assert str(exportfs.base / "beta") in exportfs.etab()  # the server still exports it
+
+    exportfs.configure(exports={"kernel": {"reload_command": real_reload}})
+    audit = exportfs.homevol("audit", "--json")
+    assert "exports-not-loaded" in {f["kind"] for f in audit.json["findings"]}
+    assert exportfs.homevol("sync").code == 0
+    assert str(exportfs.base / "beta") not in exportfs.etab()
+    assert not (exportfs.exports_dir / ".homevol-unconfirmed").exists()

@@ -119,6 +119,18 @@ def test_plan_is_a_diff_per_project() -> None:
     assert [c.project for c in plan_exports(desired, applied, Scope.of(["beta"]))] == ["beta"]
 
 
+def test_an_unconfirmed_project_is_applied_again_even_when_its_file_looks_right() -> None:
+    applied = AppliedState(rules={"alpha": _rule("alpha", "1"), "beta": _rule("beta", "2")},
+                           unconfirmed={"alpha", "gone"})
+    desired = {"alpha": (_rule("alpha", "1"), ""), "beta": (_rule("beta", "2"), "")}
+    changes = {c.project: c for c in plan_exports(desired, applied)}
+    assert {p: c.action for p, c in changes.items()} == {
+        "alpha": "update", "beta": "unchanged", "gone": "remove"}
+    assert "not loaded" in changes["alpha"].reason and changes["alpha"].added == ()
+    assert changes["gone"].before is None and changes["gone"].removed == ()  # nothing to count
+    assert [c.project for c in plan_exports(desired, applied, Scope.of(["beta"]))] == ["beta"]
+
+
 def test_removal_share_counts_removed_clients_outside_exempt_projects() -> None:
     applied = AppliedState(rules={"alpha": _rule("alpha", "1", "2"), "beta": _rule("beta", "3")})
     plan = Plan(exports=plan_exports({"alpha": (_rule("alpha", "1"), "")}, applied))
