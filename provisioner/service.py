@@ -18,7 +18,7 @@ from backends import Capability, VolumeBackend, get_backend
 from . import guards
 from .config import Config
 from .directory import Snapshot
-from .errors import BackendError, GuardRefused, InvalidInput
+from .errors import BackendError, GuardRefused, HomevolError, InvalidInput
 from .execute import Executor
 from .exports import Applier, ApplyResult, get_applier
 from .lock import held
@@ -166,12 +166,12 @@ class Homevol:
         if volume is None:
             outcome = Outcome(Plan())
             outcome.notes.append(f"{project}: no volume owned by homevol; nothing to do")
-            return outcome
+            return self._still_served(outcome, world, project, dry_run)
         outcome = self.decide(world, Intent(Command.OFFBOARD, frozenset({project})),
                               dry_run=dry_run, force=False)
         if volume.state == VolumeState.RETIRED:
             outcome.notes.append(f"{project}: already retired")
-        return outcome
+        return self._still_served(outcome, world, project, dry_run)
 
     def purge(self, project: str, *, dry_run: bool = False, retain_snapshots: bool = False
               ) -> Outcome:
@@ -184,7 +184,8 @@ class Homevol:
         if project not in world.volumes and project not in world.applied.rules:
             _known(self.observe(Scope.of([project])))  # a typo is exit 2, not "already gone"
         intent = Intent(Command.PURGE, frozenset({project}), retain_snapshots=retain_snapshots)
-        return self.decide(world, intent, dry_run=dry_run, force=False)
+        return self._still_served(self.decide(world, intent, dry_run=dry_run, force=False),
+                                  world, project, dry_run)
 
     def resize(self, project: str, size_bytes: int, *, force: bool = False,
                dry_run: bool = False) -> Outcome:
@@ -200,6 +201,30 @@ class Homevol:
                                f"({format_size(current.used_bytes)}); use --force")
         intent = Intent(Command.RESIZE, frozenset({project}), size_bytes, shrink=force)
         return self.decide(world, intent, dry_run=dry_run, force=False)
+
+    def _still_served(self, outcome: Outcome, world: World, project: str, dry_run: bool
+                      ) -> Outcome:
+        """Offboard and purge promise the home is no longer exported: ask the running server.
+        It can still export it from a file homevol does not see: a wrong exports directory
+        setting (the directory then is missing), or an operator's own file elsewhere."""
+        if dry_run or outcome.interrupted is not None:
+            return outcome
+        path = self.path_of(project)
+        try:
+            clients = self.applier.live().get(path)
+        except HomevolError as exc:
+            if world.applied.missing is not None:
+                outcome.notes.append(f"the exports directory {world.applied.missing} does not "
+                                     f"exist and the server could not be asked about {path}: {exc}")
+            return outcome
+        if clients:
+            where = (f"the configured exports directory {world.applied.missing} does not exist"
+                     if world.applied.missing is not None
+                     else "from a file homevol does not manage")
+            outcome.results.append(ApplyResult(
+                project, "export-remove", False, f"{path} is still exported by the NFS server to "
+                f"{len(clients)} clients ({where}); check the exports directory setting"))
+        return outcome
 
     def listing(self, usage: bool = False) -> World:
         """``homevol list``: the volumes and the applied exports; no directory needed."""

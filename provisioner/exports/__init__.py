@@ -66,6 +66,7 @@ class AppliedState:
     rules: dict[str, ExportRule]
     drifted: set[str] = field(default_factory=set)  # owned but hand-edited: rewrite
     unconfirmed: set[str] = field(default_factory=set)  # written, maybe not loaded: re-apply
+    missing: str | None = None  # where the applier keeps its exports, when that does not exist
     blocked: dict[str, str] = field(default_factory=dict)  # project → why homevol cannot write
     findings: list[Finding] = field(default_factory=list)
     # exports the applier found but does not own (a foreign file, a live export): where → paths

@@ -181,6 +181,7 @@ class ManagedFiles:
         """Every file with the suffix (dot files aside, as the servers skip them too)."""
         scan = Scan()
         if not self.directory.is_dir():
+            scan.state.missing = str(self.directory)
             return scan
         for entry in sorted(self.directory.iterdir()):
             if entry.name.startswith(".") or not entry.name.endswith(self.suffix):

@@ -194,3 +194,23 @@ def test_a_removal_killed_before_its_reload_is_reloaded_by_the_next_run(exportfs
     assert exportfs.homevol("sync").code == 0
     assert str(exportfs.base / "beta") not in exportfs.etab()
     assert not (exportfs.exports_dir / ".homevol-unconfirmed").exists()
+
+
+def test_offboard_with_a_wrong_exports_directory_fails_while_the_server_still_exports(
+        exportfs: Workspace) -> None:
+    """A mistyped exports directory hides homevol's file: offboard must not report success
+    while the running server still exports the home."""
+    _setup(exportfs)
+    assert exportfs.homevol("onboard", "alpha").code == 0
+    etab = str(exportfs.root / "nfs-sandbox" / "nfs" / "etab")
+    env = {"HOMEVOL_EXPORTS__KERNEL__DIRECTORY": str(exportfs.root / "no-such-dir"),
+           "HOMEVOL_EXPORTS__KERNEL__ETAB": etab}
+    result = exportfs.homevol("offboard", "alpha", env=env)
+    assert result.code == 1, result.stdout + result.stderr
+    assert "still exported by the NFS server to 2 clients" in result.stdout
+    assert "no-such-dir does not exist" in result.stdout
+    assert str(exportfs.base / "alpha") in exportfs.etab()
+
+    fixed = exportfs.homevol("offboard", "alpha", env={"HOMEVOL_EXPORTS__KERNEL__ETAB": etab})
+    assert fixed.code == 0, fixed.stdout + fixed.stderr
+    assert str(exportfs.base / "alpha") not in exportfs.etab()
