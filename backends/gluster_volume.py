@@ -157,13 +157,18 @@ class GlusterVolumeBackend(GlusterBase):
         return self._as_volume(self._write(info.name, stamp.with_size(size_bytes)), used)
 
     def retire(self, project: str) -> Volume | None:
-        """Stamp the volume retired (data kept, still started; the service unmounts it)."""
+        """Stamp the volume retired, then stop it (data kept): no client, whatever its
+        ``auth.allow``, can mount a stopped volume, and its brick processes go. The stamp
+        comes first, so a retire cut in between is finished by the next one; ``ensure``
+        (onboard) starts it again."""
         found = self._find(project)
         if found is None:
             return None
         info, stamp = found
         if stamp.state != VolumeState.RETIRED:
             stamp = self._write(info.name, stamp.with_state(VolumeState.RETIRED))
+        if info.status == STARTED:
+            self.cli.run("volume", "stop", info.name)
         return self._as_volume(stamp)
 
     def purge(self, project: str, retain_snapshots: bool = False) -> bool:

@@ -147,7 +147,9 @@ def test_end_to_end(gws: GlusterWorkspace) -> None:
     if gws.layout == "volume":
         options = server.options(volume)
         assert options["user.homevol.state"] == "retired" and options["auth.allow"] == "NONE"
+        assert server.status(volume) == "Stopped"  # no client can mount a retired volume
     assert gws.service().backend.info("alpha", usage=False).state == "retired"  # type: ignore[union-attr]
+    assert gws.service().sync().results == []  # a stopped retired volume is converged
 
     gws.ok("purge", "alpha", "--yes")
     if gws.layout == "volume":
@@ -264,8 +266,10 @@ def test_a_volume_stamped_by_the_previous_release_is_read_and_upgraded(vws: Glus
     options = vws.server.options(volume)
     assert options["user.homevol.format"] == "1" and options["user.homevol.state"] == "retired"
     assert options["user.homevol.project"] == "alpha" and options["user.homevol.size"] == str(8 * MiB)
+    assert vws.server.status(volume) == "Stopped"
     vws.ok("onboard", "alpha")
     assert vws.server.options(volume)["user.homevol.state"] == "active"
+    assert vws.server.status(volume) == "Started" and vws.mount("alpha") is not None
 
 
 def test_sync_remounts_a_home_that_is_not_mounted(gws: GlusterWorkspace) -> None:
