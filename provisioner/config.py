@@ -183,6 +183,7 @@ class ExportsConfig:
     extra_client_networks: list[str] = field(default_factory=list)
     netgroup_prefix: str = "homevol-"
     max_removal_share: float = 0.25
+    removal_floor: int = 1  # a plan removing at most this many clients is never share-refused
     server: ExportServer = ExportServer.KERNEL  # kernel: exports.d + exportfs; ganesha: DBus
     kernel: KernelExportsConfig = field(default_factory=KernelExportsConfig)
     ganesha: GaneshaExportsConfig = field(default_factory=GaneshaExportsConfig)
@@ -468,6 +469,8 @@ def _validate_exports(exports: ExportsConfig) -> None:
             raise ConfigError("exports.options", f"{option!r} has characters exports(5) treats specially")
     if not 0 <= exports.max_removal_share <= 1:
         raise ConfigError("exports.max_removal_share", "must be between 0 and 1")
+    if exports.removal_floor < 0:
+        raise ConfigError("exports.removal_floor", "must be 0 or more")
     try:
         parse_networks(exports.extra_client_networks)
     except ValueError as exc:

@@ -24,15 +24,18 @@ def check_snapshot(snapshot: Snapshot, allow_empty: bool) -> None:
                            "(set directory.allow_empty = true if that is really so)")
 
 
-def check_removal_share(plan: Plan, max_share: float, force: bool, exempt: Iterable[str] = ()) -> None:
+def check_removal_share(plan: Plan, max_share: float, force: bool, exempt: Iterable[str] = (),
+                        floor: int = 0) -> None:
     """Refuse a plan that takes away more than ``max_share`` of the clients exported now.
 
     Projects the operator named explicitly (offboard, purge) are exempt: that removal is the
-    point of the command. The share is over all exported clients, whatever the scope.
+    point of the command. The share is over all exported clients, whatever the scope. A plan
+    removing no more than ``floor`` clients passes whatever the share: at a site with a handful
+    of instances, one deleted instance is a large share and an everyday event.
     """
     removed = plan.removed_clients(exempt)
     total = plan.exported_clients
-    if force or total == 0 or removed == 0:
+    if force or total == 0 or removed <= floor:
         return
     if removed / total > max_share:
         raise GuardRefused(
@@ -41,7 +44,7 @@ def check_removal_share(plan: Plan, max_share: float, force: bool, exempt: Itera
             "review with --dry-run, and re-run with --force if it is right")
 
 
-def check_plan(plan: Plan, intent: Intent, max_share: float, force: bool) -> None:
+def check_plan(plan: Plan, intent: Intent, max_share: float, force: bool, floor: int = 0) -> None:
     """The whole plan, volume and mount steps included, before anything is applied.
 
     - Retiring, purging or unmounting an active home happens only to a project the command
@@ -55,4 +58,4 @@ def check_plan(plan: Plan, intent: Intent, max_share: float, force: bool) -> Non
         if action.project not in named:
             raise GuardRefused(f"the plan would {action.action} {action.project}, which the "
                                f"{intent.command} command did not name; nothing changed")
-    check_removal_share(plan, max_share, force, exempt=named)
+    check_removal_share(plan, max_share, force, exempt=named, floor=floor)

@@ -117,7 +117,8 @@ class Homevol:
                           operations=world.operations, notes=list(world.notes),
                           volumes=dict(world.volumes))
         try:
-            guards.check_plan(plan, intent, self.cfg.exports.max_removal_share, force)
+            guards.check_plan(plan, intent, self.cfg.exports.max_removal_share, force,
+                              floor=self.cfg.exports.removal_floor)
         except GuardRefused as refusal:
             if not dry_run:
                 raise

@@ -89,6 +89,23 @@ def test_a_small_removal_passes_the_guard(workspace: Workspace) -> None:
     assert workspace.homevol("sync").code == 0
 
 
+def test_a_removal_within_the_floor_passes_whatever_the_share(workspace: Workspace) -> None:
+    """A tiny site: 2 clients; deleting one is 50%, an everyday event, not a broken directory."""
+    _inventory(workspace, alpha=1, beta=1)
+    for project in ("alpha", "beta"):
+        assert workspace.homevol("onboard", project).code == 0
+    _inventory(workspace, alpha=1, beta=0)  # beta's only instance deleted: 1 of 2 clients
+    passed = workspace.homevol("sync")
+    assert passed.code == 0, passed.stderr  # 1 removed <= exports.removal_floor (1)
+    assert "10.1.2.1" not in workspace.exports_files().get("homevol-beta.exports", "")
+    _inventory(workspace, alpha=1, beta=1)
+    assert workspace.homevol("sync").code == 0
+    workspace.configure(exports={"removal_floor": 0})  # every removal guarded again
+    _inventory(workspace, alpha=1, beta=0)
+    refused = workspace.homevol("sync")
+    assert refused.code == 3 and "removes 1 of 2" in refused.stderr
+
+
 def test_a_project_vanishing_from_the_directory_counts_as_removal(workspace: Workspace) -> None:
     before = _onboarded(workspace)
     _inventory(workspace, projects="[projects.alpha]\n")  # beta's 4 of 8 clients would go

@@ -194,7 +194,7 @@ def test_auth_allow_follows_the_directory(vws: GlusterWorkspace) -> None:
     assert vws.server.options(volume)["auth.allow"] == "10.68.1.9,10.68.1.11"
     assert vws.service().sync().results == []  # unchanged: no gluster writes, nothing reported
     vws.write_inventory(("a2.x", "10.68.1.9", "alpha"), ("b1.x", "10.68.2.1", "beta"))
-    vws.ok("sync", "--force")  # removes 1 of 2 exported clients: past the removal guard
+    vws.ok("sync")  # removes 1 of 2 exported clients: within exports.removal_floor
     assert vws.server.options(volume)["auth.allow"] == "10.68.1.9"
     vws.write_inventory(("b1.x", "10.68.2.1", "beta"))  # alpha's last host is gone
     vws.ok("sync", "--force")
