@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import InvalidInput
 from .exports import AppliedState, ExportAction, ExportChange
-from .model import Finding, Inventory, Severity, Volume, VolumeState, home_path
+from .model import Finding, Inventory, Severity, Volume, VolumeState, at_least, home_path
 from .names import project_name_problem
 from .netgroup import NetgroupAction, NetgroupChange
 from .placement import MOUNTINFO, MountCheck, MountState
@@ -78,7 +78,7 @@ class ProjectAudit:
     def counts(self) -> Counter[str]:
         return Counter(str(f.severity) for f in self.findings)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, floor: Severity = Severity.INFO) -> dict[str, Any]:
         v, m = self.volume, self.mount
         have, want = set(self.clients), set(self.expected)
         return {
@@ -99,7 +99,7 @@ class ProjectAudit:
             "expected_clients": len(self.expected),
             "missing_clients": [c for c in self.expected if c not in have],
             "extra_clients": [c for c in self.clients if c not in want],
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": [f.to_dict() for f in at_least(self.findings, floor)],
         }
 
 
@@ -128,7 +128,8 @@ class AuditReport:
         rows = {p.project for p in self.projects}
         return [f for f in self.findings if f.project not in rows]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, floor: Severity = Severity.INFO) -> dict[str, Any]:
+        """The JSON (docs/json.md): findings below ``floor`` are left out, the counts keep them."""
         counts = self.counts
         return {
             "source": self.source,
@@ -138,8 +139,8 @@ class AuditReport:
             "export_base": self.export_base,
             "usage_warning": self.usage_warning,
             "project": self.scope,
-            "projects": [p.to_dict() for p in self.projects],
-            "findings": [f.to_dict() for f in self.findings],
+            "projects": [p.to_dict(floor) for p in self.projects],
+            "findings": [f.to_dict() for f in at_least(self.findings, floor)],
             "summary": {
                 "projects": len(self.projects),
                 "volumes": sum(1 for p in self.projects if p.volume is not None),

@@ -82,7 +82,7 @@ _COLOUR = {"error": "red", "warning": "yellow", "info": "cyan"}
 _STATE_OK = {"mounted", "exported", "none", "active", "-"}
 
 
-def print_table(report: AuditReport, verbose: bool = False, colour: bool = False) -> None:
+def print_table(report: AuditReport, floor: Severity = Severity.WARNING, colour: bool = False) -> None:
     def paint(text: str, severity: str | None = None, state: str | None = None) -> str:
         if not colour:
             return text
@@ -102,7 +102,7 @@ def print_table(report: AuditReport, verbose: bool = False, colour: bool = False
     def finding_lines(findings: list[Finding]) -> None:
         hidden = 0
         for f in findings:
-            if f.severity == INFO and not verbose:
+            if f.severity.rank < floor.rank:
                 hidden += 1
                 continue
             host = f"{printable(f.host)}: " if f.host else ""
@@ -111,7 +111,7 @@ def print_table(report: AuditReport, verbose: bool = False, colour: bool = False
             if f.fix:
                 click.echo(f"            fix: {printable(f.fix)}")
         if hidden:
-            click.echo(f"    ({hidden} info; --verbose lists them)")
+            click.echo(f"    ({hidden} below {floor}; --verbose or --min-severity lists them)")
 
     for row in report.projects:
         v = row.volume

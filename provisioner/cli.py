@@ -19,6 +19,7 @@ from . import hook as hook_mod
 from . import report
 from .config import ExportServer
 from .errors import ExitCode, HomevolError
+from .model import Severity
 from .names import printable, project_name_problem
 from .service import Homevol, Outcome
 from .sizes import format_size, parse_size
@@ -66,16 +67,18 @@ def _run(service: Homevol, dry_run: bool, call: Callable[[bool], T]) -> T:
         return call(False)
 
 
-def _finish(outcome: Outcome, as_json: bool, dry_run: bool, verbose: bool) -> None:
+def _finish(outcome: Outcome, as_json: bool, dry_run: bool, floor: Severity | None = None
+            ) -> None:
+    floor = floor or _floor(None, False, as_json)
     if as_json:
-        report.print_json(report.outcome_to_dict(outcome, dry_run))
+        report.print_json(report.outcome_to_dict(outcome, dry_run, floor))
     else:
         if dry_run or not outcome.applied:
             if dry_run:
                 click.echo("dry run: nothing will be changed")
-            report.print_plan(outcome.plan, verbose)
+            report.print_plan(outcome.plan, floor)
         else:
-            report.print_findings(outcome.plan.findings, verbose)
+            report.print_findings(outcome.plan.findings, floor)
         report.print_results(outcome)
         if outcome.applied and not dry_run:
             bad = sum(1 for r in outcome.results if not r.ok)
@@ -144,6 +147,17 @@ dry_run_option = click.option("--dry-run", "-n", is_flag=True,
                               help="Show the plan (the diff) and change nothing.")
 verbose_option = click.option("--verbose", "-v", is_flag=True,
                               help="List informational findings too.")
+min_severity_option = click.option(
+    "--min-severity", type=click.Choice([str(s) for s in Severity]), default=None,
+    help="List only findings of this severity or worse, in --json too (summary counts still "
+         "count every finding). Default: all in --json; warning and error in text.")
+
+
+def _floor(min_severity: str | None, verbose: bool, as_json: bool) -> Severity:
+    """The least severe finding a command lists."""
+    if min_severity is not None:
+        return Severity(min_severity)
+    return Severity.INFO if verbose or as_json else Severity.WARNING
 
 
 @click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]},
@@ -175,9 +189,10 @@ def cli(ctx: click.Context) -> None:
 @click.option("--force", is_flag=True, help="Apply even if the removal-share guard objects.")
 @json_option
 @verbose_option
+@min_severity_option
 @click.pass_context
 def sync(ctx: click.Context, project: str | None, dry_run: bool, force: bool, as_json: bool,
-         verbose: bool) -> None:
+         verbose: bool, min_severity: str | None) -> None:
     """Reconcile volumes and exports with the directory.
 
     Exports of onboarded projects are set to exactly their instances' addresses.
@@ -186,7 +201,7 @@ def sync(ctx: click.Context, project: str | None, dry_run: bool, force: bool, as
     """
     service = _service(ctx)
     outcome = _run(service, dry_run, lambda dry: service.sync(project=project, force=force, dry_run=dry))
-    _finish(outcome, as_json, dry_run, verbose)
+    _finish(outcome, as_json, dry_run, _floor(min_severity, verbose, as_json))
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -199,9 +214,10 @@ def sync(ctx: click.Context, project: str | None, dry_run: bool, force: bool, as
 @dry_run_option
 @json_option
 @verbose_option
+@min_severity_option
 @click.pass_context
 def onboard(ctx: click.Context, project: str, size: int | None, adopt: bool, force: bool,
-            dry_run: bool, as_json: bool, verbose: bool) -> None:
+            dry_run: bool, as_json: bool, verbose: bool, min_severity: str | None) -> None:
     """Create PROJECT's volume and export it to the project's instances.
 
     Safe to re-run: an existing volume is kept (use resize to change its size),
@@ -210,7 +226,7 @@ def onboard(ctx: click.Context, project: str, size: int | None, adopt: bool, for
     service = _service(ctx)
     outcome = _run(service, dry_run, lambda dry: service.onboard(project, size, adopt=adopt, force=force,
                                                                 dry_run=dry))
-    _finish(outcome, as_json, dry_run, verbose)
+    _finish(outcome, as_json, dry_run, _floor(min_severity, verbose, as_json))
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -225,7 +241,7 @@ def offboard(ctx: click.Context, project: str, dry_run: bool, as_json: bool) -> 
     """
     service = _service(ctx)
     outcome = _run(service, dry_run, lambda dry: service.offboard(project, dry_run=dry))
-    _finish(outcome, as_json, dry_run, False)
+    _finish(outcome, as_json, dry_run)
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -249,7 +265,7 @@ def purge(ctx: click.Context, project: str, yes: bool, retain_snapshots: bool, d
         click.confirm(f"Delete the home of {project} and all its data?", abort=True)
     outcome = _run(service, dry_run, lambda dry: service.purge(project, dry_run=dry,
                                                                retain_snapshots=retain_snapshots))
-    _finish(outcome, as_json, dry_run, False)
+    _finish(outcome, as_json, dry_run)
 
 
 @cli.command(epilog=EXIT_CODES)
@@ -288,16 +304,17 @@ def exports() -> None:
 @click.option("--project", "-p", help="Only this project.")
 @json_option
 @verbose_option
+@min_severity_option
 @click.option("--all", "show_all", is_flag=True, help="Also list exports that would not change.")
 @click.pass_context
 def exports_plan(ctx: click.Context, project: str | None, as_json: bool, verbose: bool,
-                 show_all: bool) -> None:
+                 min_severity: str | None, show_all: bool) -> None:
     """Print the exports the directory asks for, and the diff against what is applied."""
     outcome = _service(ctx).exports(project=project, dry_run=True)
     if as_json:
-        report.print_json(report.outcome_to_dict(outcome, True))
+        report.print_json(report.outcome_to_dict(outcome, True, _floor(min_severity, verbose, True)))
     else:
-        report.print_plan(outcome.plan, verbose, show_unchanged=show_all)
+        report.print_plan(outcome.plan, _floor(min_severity, verbose, False), show_unchanged=show_all)
     if outcome.refused is not None:
         click.echo(f"homevol: apply would be refused: {outcome.refused}", err=True)
         sys.exit(outcome.refused.exit_code)
@@ -309,13 +326,14 @@ def exports_plan(ctx: click.Context, project: str | None, as_json: bool, verbose
 @click.option("--force", is_flag=True, help="Apply even if the removal-share guard objects.")
 @json_option
 @verbose_option
+@min_severity_option
 @click.pass_context
 def exports_apply(ctx: click.Context, project: str | None, dry_run: bool, force: bool,
-                  as_json: bool, verbose: bool) -> None:
+                  as_json: bool, verbose: bool, min_severity: str | None) -> None:
     """Write the exports files that changed and reload the NFS server once."""
     service = _service(ctx)
     outcome = _run(service, dry_run, lambda dry: service.exports(project=project, force=force, dry_run=dry))
-    _finish(outcome, as_json, dry_run, verbose)
+    _finish(outcome, as_json, dry_run, _floor(min_severity, verbose, as_json))
 
 
 @exports.command("show", epilog=EXIT_CODES)
@@ -378,7 +396,7 @@ def hook(ctx: click.Context, event: str | None, project: str | None, host: str |
         parsed = hook_mod.parse_event(event, project, host)
     service = _service(ctx)
     outcome = _run(service, dry_run, lambda dry: hook_mod.handle(service, parsed, dry_run=dry))
-    _finish(outcome, as_json, dry_run, False)
+    _finish(outcome, as_json, dry_run)
 
 
 @cli.command(epilog=EXIT_CODES + "  5  the running server differs from the directory\n")
@@ -520,9 +538,10 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 @click.option("--prometheus", "prometheus_file", type=click.Path(dir_okay=False),
               help="Also write a node_exporter textfile (written atomically).")
 @verbose_option
+@min_severity_option
 @click.pass_context
 def audit(ctx: click.Context, project: str | None, as_json: bool, as_csv: bool, fail_on_drift: bool,
-          prometheus_file: str | None, verbose: bool) -> None:
+          prometheus_file: str | None, verbose: bool, min_severity: str | None) -> None:
     """Report project → volume → mount → export for every project, with every drift.
 
     Reads the directory, the backend, the mounts under the export base and the
@@ -550,11 +569,11 @@ def audit(ctx: click.Context, project: str | None, as_json: bool, as_csv: bool, 
         except OSError as exc:
             raise HomevolError(f"--prometheus: {target}: {exc.strerror}") from None
     if as_json:
-        report.print_json(result.to_dict())
+        report.print_json(result.to_dict(_floor(min_severity, verbose, True)))
     elif as_csv:
         click.echo(audit_output.to_csv(result), nl=False)
     else:
-        audit_output.print_table(result, verbose, colour=_colour())
+        audit_output.print_table(result, _floor(min_severity, verbose, False), colour=_colour())
     if fail_on_drift and result.drift:
         sys.exit(ExitCode.DRIFT)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -10,6 +11,10 @@ class Severity(enum.StrEnum):
     INFO = "info"
     WARNING = "warning"
     ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,11 @@ class Finding:
             "detail": self.detail,
             "fix": self.fix,
         }
+
+
+def at_least(findings: Iterable[Finding], floor: Severity) -> list[Finding]:
+    """The findings of ``floor`` or worse (what ``--min-severity`` shows)."""
+    return [f for f in findings if f.severity.rank >= floor.rank]
 
 
 @dataclass(frozen=True)

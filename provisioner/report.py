@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from .exports import ExportChange
-from .model import Finding, Severity
+from .model import Finding, Severity, at_least
 from .names import printable
 from .plan import Plan
 from .service import Outcome
@@ -35,7 +35,8 @@ def export_to_dict(change: ExportChange) -> dict[str, Any]:
     }
 
 
-def outcome_to_dict(outcome: Outcome, dry_run: bool) -> dict[str, Any]:
+def outcome_to_dict(outcome: Outcome, dry_run: bool, floor: Severity = Severity.INFO
+                    ) -> dict[str, Any]:
     plan = outcome.plan
     return {
         "dry_run": dry_run,
@@ -48,7 +49,8 @@ def outcome_to_dict(outcome: Outcome, dry_run: bool) -> dict[str, Any]:
         "netgroups": [c.to_dict() for c in plan.netgroups],
         "exported_clients_before": plan.exported_clients,
         "removed_clients": plan.removed_clients(),
-        "findings": [f.to_dict() for f in plan.findings],
+        "findings": [f.to_dict() for f in at_least(plan.findings, floor)],
+        "finding_counts": {str(s): sum(1 for f in plan.findings if f.severity == s) for s in Severity},
         "results": [r.to_dict() for r in outcome.results],
         "notes": outcome.notes,
         "refused": str(outcome.refused) if outcome.refused else None,
@@ -74,7 +76,7 @@ def _clients(change: ExportChange) -> str:
     return " ".join(parts) if parts else "options or file rewritten"
 
 
-def print_plan(plan: Plan, verbose: bool = False, show_unchanged: bool = False) -> None:
+def print_plan(plan: Plan, floor: Severity = Severity.WARNING, show_unchanged: bool = False) -> None:
     if plan.volumes:
         _say("volumes:")
         for action in plan.volumes:
@@ -99,23 +101,23 @@ def print_plan(plan: Plan, verbose: bool = False, show_unchanged: bool = False) 
         _say(f"no changes ({unchanged} exports up to date)")
     elif unchanged and not show_unchanged:
         _say(f"  ({unchanged} exports unchanged)")
-    print_findings(plan.findings, verbose)
+    print_findings(plan.findings, floor)
 
 
-def print_findings(findings: list[Finding], verbose: bool = False) -> None:
+def print_findings(findings: list[Finding], floor: Severity = Severity.WARNING) -> None:
+    """Every finding of ``floor`` or worse; the others counted by kind on one line."""
     if not findings:
         return
     counts = Counter(f.severity for f in findings)
     _say("findings: " + ", ".join(f"{counts[s]} {s}" for s in Severity if counts[s]))
-    for finding in findings:
-        if finding.severity == Severity.INFO and not verbose:
-            continue
+    shown = at_least(findings, floor)
+    for finding in shown:
         who = " ".join(x for x in (finding.project, finding.host) if x)
         _say(f"  {finding.severity:<7} {finding.kind:<26} {who + ': ' if who else ''}{finding.detail}")
-    hidden = Counter(f.kind for f in findings if f.severity == Severity.INFO)
-    if hidden and not verbose:
-        _say("  info: " + ", ".join(f"{n} {k}" for k, n in sorted(hidden.items()))
-                   + " (--verbose lists them)")
+    hidden = Counter(f.kind for f in findings if f.severity.rank < floor.rank)
+    if hidden:
+        _say("  not listed: " + ", ".join(f"{n} {k}" for k, n in sorted(hidden.items()))
+             + " (--verbose or --min-severity lists them)")
 
 
 def print_results(outcome: Outcome) -> None:

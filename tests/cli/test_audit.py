@@ -514,3 +514,30 @@ def test_a_one_project_audit_never_replaces_the_site_metrics(ws: Workspace, tmp_
     result = ws.homevol("audit", "-p", "alpha", "--prometheus", str(metrics))
     assert result.code == 2 and "--prometheus" in result.stderr
     assert metrics.read_text() == "site\n"
+
+
+def test_min_severity_filters_the_listed_findings_but_never_the_counts(ws: Workspace) -> None:
+    """host-several-names (info) can outnumber everything else: consumers filter it out."""
+    _inventory(ws, CLEAN + """
+[[hosts]]
+name = "alpha-4.eqiad.wmflabs"
+names = ["alpha-4.eqiad.wmflabs", "web.alpha.eqiad.wmflabs"]
+address = "10.68.1.14"
+project = "alpha"
+
+[[hosts]]
+name = "alpha-new.eqiad.wmflabs"
+project = "alpha"
+""")
+    everything = _audit(ws)
+    kinds = {f["severity"] for f in everything["findings"]}
+    assert {"info", "warning"} <= kinds
+    warnings = _audit(ws, "--min-severity", "warning")
+    assert warnings["findings"] and {f["severity"] for f in warnings["findings"]} <= {"warning", "error"}
+    assert all(f["severity"] != "info" for p in warnings["projects"] for f in p["findings"])
+    assert warnings["summary"]["findings"] == everything["summary"]["findings"]  # counts keep all
+    plan = ws.homevol("sync", "--dry-run", "--json", "--min-severity", "error").json
+    assert plan["findings"] == [] and plan["finding_counts"]["warning"] >= 1
+    text = ws.homevol("audit", "--min-severity", "error")
+    assert "host-without-address" not in text.stdout and "below error" in text.stdout
+    assert ws.homevol("audit", "--min-severity", "loud").code == 2
