@@ -628,11 +628,20 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _usage_hint(ctx: click.Context | None) -> str:
+    """click's usage line and its "Try -h", folded into the one error line homevol prints."""
+    if ctx is None:
+        return ""
+    usage = " ".join(ctx.get_usage().split())  # "Usage: homevol sync [OPTIONS]"
+    path = ctx.command_path
+    return f" ({usage[0].lower()}{usage[1:]}; try '{path} -h' for help)"
+
+
 def main() -> None:
     """Entry point: one line on stderr and a documented exit code for every failure."""
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        cli.main(standalone_mode=False)
+        cli.main(standalone_mode=False, prog_name="homevol")
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
             click.echo("homevol: SIGINT: interrupted before any change; nothing to undo", err=True)
@@ -642,6 +651,9 @@ def main() -> None:
     except Terminated:
         click.echo("homevol: SIGTERM: stopped before any change; nothing to undo", err=True)
         sys.exit(128 + signal.SIGTERM)
+    except click.UsageError as exc:
+        click.echo(f"homevol: {exc.format_message()}{_usage_hint(exc.ctx)}", err=True)
+        sys.exit(ExitCode.USAGE)
     except click.ClickException as exc:
         click.echo(f"homevol: {exc.format_message()}", err=True)
         sys.exit(ExitCode.USAGE)

@@ -151,3 +151,13 @@ def test_exports_show_refuses_an_invalid_or_unknown_project(workspace: Workspace
     for name in ("nosuch", "../etc"):
         result = workspace.homevol("exports", "show", "-p", name)
         assert result.code == 2 and name in _one_line(result.stderr)
+
+
+def test_a_usage_error_keeps_clicks_usage_and_help_hint_on_its_one_line(workspace: Workspace) -> None:
+    for args, usage in ((["sync", "--frob"], "usage: homevol sync [OPTIONS]"),
+                        (["resize", "alpha"], "usage: homevol resize [OPTIONS] PROJECT SIZE"),
+                        (["exports", "plan", "--x"], "usage: homevol exports plan [OPTIONS]")):
+        result = workspace.homevol(*args)
+        assert result.code == 2, (args, result.stderr)
+        line = _one_line(result.stderr)
+        assert usage in line and f"try '{usage[7:].split(' [')[0]} -h' for help" in line, line
