@@ -129,6 +129,7 @@ def test_a_hand_edited_file_is_rewritten_by_sync(exportfs: Workspace) -> None:
         ("alpha", "update", "hand-edited file")]
     assert plan["exports"][0]["removed"] == ["10.0.0.0/8"]  # what the edit added is taken away
     # taking away what is exported now is a removal like any other: the share guard applies
+    exportfs.configure(exports={"removal_floor": 0})
     assert exportfs.homevol("sync").code == 3
     assert exportfs.homevol("sync", "--force").code == 0
     assert set(exportfs.etab()[str(exportfs.base / "alpha")]) == {"10.68.1.11", "10.68.1.12"}
