@@ -17,6 +17,7 @@ import click
 from . import config as config_mod
 from . import hook as hook_mod
 from . import report
+from .completion import complete_project
 from .config import ExportServer
 from .errors import ExitCode, HomevolError
 from .model import Severity
@@ -184,7 +185,7 @@ def cli(ctx: click.Context) -> None:
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.option("--project", "-p", help="Only this project.")
+@click.option("--project", "-p", help="Only this project.", shell_complete=complete_project)
 @dry_run_option
 @click.option("--force", is_flag=True, help="Apply even if the removal-share guard objects.")
 @json_option
@@ -205,7 +206,7 @@ def sync(ctx: click.Context, project: str | None, dry_run: bool, force: bool, as
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("project")
+@click.argument("project", shell_complete=complete_project)
 @click.option("--size", type=SIZE,
               help="Size, e.g. 50G, 500M or bytes; a quota where the backend enforces one "
               "(default: backend.default_size).")
@@ -230,7 +231,7 @@ def onboard(ctx: click.Context, project: str, size: int | None, adopt: bool, for
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("project")
+@click.argument("project", shell_complete=complete_project)
 @dry_run_option
 @json_option
 @click.pass_context
@@ -245,7 +246,7 @@ def offboard(ctx: click.Context, project: str, dry_run: bool, as_json: bool) -> 
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("project")
+@click.argument("project", shell_complete=complete_project)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--retain-snapshots", is_flag=True,
               help="Keep the volume's snapshots (cephfs: fs subvolume rm --retain-snapshots).")
@@ -269,7 +270,7 @@ def purge(ctx: click.Context, project: str, yes: bool, retain_snapshots: bool, d
 
 
 @cli.command(epilog=EXIT_CODES)
-@click.argument("project")
+@click.argument("project", shell_complete=complete_project)
 @click.argument("size", type=SIZE)
 @click.option("--force", is_flag=True, help="Record a size below current usage.")
 @dry_run_option
@@ -301,7 +302,7 @@ def exports() -> None:
 
 
 @exports.command("plan", epilog=EXIT_CODES)
-@click.option("--project", "-p", help="Only this project.")
+@click.option("--project", "-p", help="Only this project.", shell_complete=complete_project)
 @json_option
 @verbose_option
 @min_severity_option
@@ -321,7 +322,7 @@ def exports_plan(ctx: click.Context, project: str | None, as_json: bool, verbose
 
 
 @exports.command("apply", epilog=EXIT_CODES)
-@click.option("--project", "-p", help="Only this project.")
+@click.option("--project", "-p", help="Only this project.", shell_complete=complete_project)
 @dry_run_option
 @click.option("--force", is_flag=True, help="Apply even if the removal-share guard objects.")
 @json_option
@@ -337,7 +338,7 @@ def exports_apply(ctx: click.Context, project: str | None, dry_run: bool, force:
 
 
 @exports.command("show", epilog=EXIT_CODES)
-@click.option("--project", "-p", help="Only this project.")
+@click.option("--project", "-p", help="Only this project.", shell_complete=complete_project)
 @json_option
 @click.pass_context
 def exports_show(ctx: click.Context, project: str | None, as_json: bool) -> None:
@@ -367,7 +368,7 @@ def exports_show(ctx: click.Context, project: str | None, as_json: bool) -> None
 
 @cli.command(epilog=EXIT_CODES)
 @click.argument("event", required=False, metavar="[EVENT", type=click.Choice(hook_mod.EVENTS))
-@click.argument("project", required=False, metavar="PROJECT")
+@click.argument("project", required=False, metavar="PROJECT", shell_complete=complete_project)
 @click.argument("host", required=False, metavar="[HOST]]")
 @dry_run_option
 @json_option
@@ -400,7 +401,7 @@ def hook(ctx: click.Context, event: str | None, project: str | None, host: str |
 
 
 @cli.command(epilog=EXIT_CODES + "  5  the running server differs from the directory\n")
-@click.argument("project", required=False)
+@click.argument("project", required=False, shell_complete=complete_project)
 @json_option
 @click.pass_context
 def verify(ctx: click.Context, project: str | None, as_json: bool) -> None:
@@ -530,7 +531,7 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command(epilog=EXIT_CODES + "  5  --fail-on-drift and a warning or error finding exists\n")
-@click.option("--project", "-p", help="Only this project.")
+@click.option("--project", "-p", help="Only this project.", shell_complete=complete_project)
 @json_option
 @click.option("--csv", "as_csv", is_flag=True, help="Print one CSV row per project.")
 @click.option("--fail-on-drift", is_flag=True,
