@@ -18,6 +18,7 @@ import functools
 import logging
 import signal
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -40,23 +41,42 @@ SKIPPED = "skipped: an earlier step for this project failed"
 
 @dataclass
 class _Run:
-    """The results so far, and which projects already failed a step."""
+    """The results so far, and which projects already failed a step.
+
+    A project's journal line is written as soon as its last planned step has a result, so an
+    interrupted or killed run has already logged every project it finished.
+    """
 
     results: list[ApplyResult] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)
     volumes: dict[str, Volume] = field(default_factory=dict)  # as the last step left them
     stopped_by: int | None = None  # the signal that asked the run to stop
+    pending: Counter[str] = field(default_factory=Counter)  # planned steps without a result yet
+    unlogged: dict[str, list[ApplyResult]] = field(default_factory=dict)
+
+    def add(self, result: ApplyResult) -> None:
+        self.results.append(result)
+        self.unlogged.setdefault(result.project, []).append(result)
+        self.pending[result.project] -= 1
+        if self.pending[result.project] <= 0:
+            _log_project(result.project, self.unlogged.pop(result.project))
 
     def record(self, result: ApplyResult) -> None:
-        self.results.append(result)
+        self.add(result)
         if not result.ok:
             self.failed.add(result.project)
+
+    def flush(self) -> None:
+        """The projects a stopped run left part-done: what they got, in one line each."""
+        for project, done in self.unlogged.items():
+            _log_project(project, done)
+        self.unlogged.clear()
 
     def attempt(self, project: str, action: str, step: Callable[[], str]) -> None:
         if self.stopped_by is not None:
             return
         if project in self.failed:
-            self.results.append(ApplyResult(project, action, False, SKIPPED))
+            self.add(ApplyResult(project, action, False, SKIPPED))
             return
         try:
             self.record(ApplyResult(project, action, True, step()))
@@ -76,7 +96,9 @@ class Executor:
 
     def run(self, plan: Plan, world: World, intent: Intent) -> _Run:
         """The results, the volumes as the steps left them, and the signal that stopped it."""
-        run = _Run(volumes=dict(world.volumes))
+        planned = [a.project for a in plan.volumes] + [c.project for c in plan.changes] \
+            + [n.project for n in plan.netgroups]
+        run = _Run(volumes=dict(world.volumes), pending=Counter(planned))
         phases: list[Callable[[], None]] = [
             functools.partial(self._volume_steps, run, plan, intent,
                               (Step.CREATE, Step.FINISH, Step.ACTIVATE, Step.RESIZE, Step.RETIRE)),
@@ -91,7 +113,7 @@ class Executor:
             for phase in phases:
                 if run.stopped_by is None:
                     phase()
-        _log_per_project(run.results)
+        run.flush()
         return run
 
     # ----- volume-side steps -----------------------------------------------------------------
@@ -155,7 +177,7 @@ class Executor:
         todo: dict[str, ExportChange] = {}
         for change in plan.changes:
             if change.project in run.failed:
-                run.results.append(ApplyResult(change.project, f"export-{change.action}", False, SKIPPED))
+                run.add(ApplyResult(change.project, f"export-{change.action}", False, SKIPPED))
             elif change.action == ExportAction.BLOCKED:
                 run.record(ApplyResult(change.project, "export-blocked", False, change.reason))
             else:
@@ -173,7 +195,7 @@ class Executor:
             return
         changes = [c for c in plan.netgroups if (c.action != NetgroupAction.REMOVE) == upserts]
         for change in [c for c in changes if c.project in run.failed]:
-            run.results.append(ApplyResult(change.project, f"netgroup-{change.action}", False, SKIPPED))
+            run.add(ApplyResult(change.project, f"netgroup-{change.action}", False, SKIPPED))
         todo = [c for c in changes if c.project not in run.failed]
         for result in apply_netgroups(self.cfg.directory.ldap, todo):
             run.record(result)
@@ -199,12 +221,8 @@ def _deferred_signals(run: _Run) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _log_per_project(results: list[ApplyResult]) -> None:
+def _log_project(project: str, done: list[ApplyResult]) -> None:
     """One log line per project touched (what a timer's journal should show), errors apart."""
-    by_project: dict[str, list[ApplyResult]] = {}
-    for result in results:
-        by_project.setdefault(result.project, []).append(result)
-    for project, done in by_project.items():
-        text = "; ".join(f"{r.action} ({r.detail})" if r.ok else f"{r.action} FAILED: {r.detail}"
-                         for r in done)
-        (log.info if all(r.ok for r in done) else log.error)("%s: %s", project, text)
+    text = "; ".join(f"{r.action} ({r.detail})" if r.ok else f"{r.action} FAILED: {r.detail}"
+                     for r in done)
+    (log.info if all(r.ok for r in done) else log.error)("%s: %s", project, text)
