@@ -17,6 +17,7 @@ sandboxed, short-lived) process that asked for it, and it comes back at boot. El
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ from .errors import BackendError
 from .fsutil import atomic_write
 from .model import Volume
 
+log = logging.getLogger("homevol")
 MOUNTINFO = "/proc/self/mountinfo"
 SYSTEMD_RUNNING = "/run/systemd/system"  # how systemd itself tells it is PID 1 (sd_booted)
 UNIT_HEADER = "# Managed by homevol: do not edit; homevol rewrites or removes this unit."
@@ -214,6 +216,19 @@ class Systemctl:
         return self.runner(["systemctl", "show", "--property=ActiveState", "--value", unit],
                            f"ask systemd about {unit}").strip()
 
+    def enabled(self, units: list[str]) -> set[str]:
+        """Which of ``units`` are enabled, in one call (``show`` answers for missing units too)."""
+        if not units:
+            return set()
+        out = self.runner(["systemctl", "show", "--property=Id,UnitFileState", *units],
+                          "ask systemd which home units are enabled")
+        found = set()
+        for block in out.split("\n\n"):
+            fields = dict(line.partition("=")[::2] for line in block.splitlines())
+            if fields.get("UnitFileState") == "enabled":
+                found.add(fields.get("Id", ""))
+        return found
+
     def wait_active(self, unit: str) -> None:
         """``start`` returns when the mount job ends; a FUSE mount may still be settling."""
         deadline = time.monotonic() + self.timeout
@@ -254,6 +269,17 @@ class Placement:
             return (f"direct ({chosen}), although systemd is PID 1: a mount made inside a "
                     "sandboxed service is invisible to the NFS server")
         return f"direct ({chosen}): systemd is not PID 1, homevol runs the mount commands"
+
+    def enabled_units(self, units: list[str]) -> set[str] | None:
+        """The enabled ones among ``units`` where systemd mounts the homes; None where it does
+        not, or cannot say (then nothing is planned on the strength of it)."""
+        if not self.by_systemd:
+            return None
+        try:
+            return self.systemctl.enabled(units)
+        except BackendError as exc:
+            log.warning("%s", exc)
+            return None
 
     def check(self, volume: Volume, target: str, plan: MountPlan | None) -> MountCheck:
         return check_mount(volume, target, plan.spec if plan else None,

@@ -21,7 +21,7 @@ from .model import ExportRule, Finding, Inventory, Volume, VolumeState, home_pat
 from .netgroup import NetgroupChange, plan_netgroups
 from .placement import MountState, render_unit
 from .sizes import format_size
-from .world import Scope, World
+from .world import Placed, Scope, World
 
 
 class Command(enum.StrEnum):
@@ -231,14 +231,22 @@ def _placement_steps(world: World, after: dict[str, VolumeState], lifecycle: lis
                                       or str(placed.check.state)))
         elif state == VolumeState.ACTIVE and placed.plan is not None \
                 and placed.check.state == MountState.MOUNTED \
-                and placed.unit != render_unit(project, placed.check.target, placed.plan):
-            steps.append(VolumeAction(project, Step.UNIT, reason="missing" if placed.unit is None
-                                      else "differs from what homevol writes"))
+                and (placed.unit != render_unit(project, placed.check.target, placed.plan)
+                     or placed.enabled is False):
+            steps.append(VolumeAction(project, Step.UNIT, reason=_unit_problem(project, placed)))
         elif state != VolumeState.ACTIVE and (placed.check.state != MountState.NOT_MOUNTED
                                               or placed.unit is not None):
             why = "still mounted" if placed.check.state != MountState.NOT_MOUNTED else "unit left"
             steps.append(VolumeAction(project, Step.UNMOUNT, reason=f"{state or 'purged'}, {why}"))
     return steps
+
+
+def _unit_problem(project: str, placed: Placed) -> str:
+    if placed.unit is None:
+        return "missing"
+    if placed.plan is not None and placed.unit != render_unit(project, placed.check.target, placed.plan):
+        return "differs from what homevol writes"
+    return "disabled: the home would not be mounted at the next boot"
 
 
 # ----- the backend's own client list (Gluster auth.allow) ------------------------------------

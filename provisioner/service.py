@@ -101,7 +101,7 @@ class Homevol:
     def observe(self, scope: Scope, *, need: DirectoryNeed = DirectoryNeed.REQUIRED,
                 usage: bool = False, directory: Directory | None = None) -> World:
         return observe(self.cfg, self.backend, self.applier, scope, need=need, usage=usage,
-                       directory=directory)
+                       directory=directory, placement=self.placement)
 
     def read_directory(self) -> Directory:
         return read_directory(self.cfg)

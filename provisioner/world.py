@@ -28,6 +28,7 @@ from .placement import (
     MountCheck,
     MountPlan,
     MountState,
+    Placement,
     check_mount,
     read_mounts,
     unit_name,
@@ -68,6 +69,7 @@ class Placed:
     plan: MountPlan | None
     check: MountCheck
     unit: str | None = None  # the text of the home's .mount unit file; None: there is none
+    enabled: bool | None = None  # is that unit enabled (systemd mounts only; None: not asked)
 
 
 @dataclass
@@ -110,7 +112,7 @@ def read_directory(cfg: Config) -> tuple[Snapshot, Inventory]:
 def observe(cfg: Config, backend: VolumeBackend, applier: Applier, scope: Scope, *,
             need: DirectoryNeed = DirectoryNeed.REQUIRED, usage: bool = False,
             directory: tuple[Snapshot, Inventory] | None = None,
-            mountinfo: str = MOUNTINFO) -> World:
+            mountinfo: str = MOUNTINFO, placement: Placement | None = None) -> World:
     """Read every source once for ``scope``; ``directory`` reuses a read the caller already made."""
     world = _observe_directory(cfg, need, directory)
     world.scope = scope
@@ -120,6 +122,8 @@ def observe(cfg: Config, backend: VolumeBackend, applier: Applier, scope: Scope,
     world.volumes = {v.project: v for v in volumes}
     world.applied = applier.applied()
     world.placed = _observe_placement(cfg, backend, volumes, mountinfo)
+    if placement is not None:
+        world.placed = _with_enabled(world.placed, placement)
     return world
 
 
@@ -159,6 +163,17 @@ def _observe_placement(cfg: Config, backend: VolumeBackend, volumes: list[Volume
         placed[volume.project] = Placed(plan, check, _read_unit(units / unit_name(target))
                                         if mounting else None)
     return placed
+
+
+def _with_enabled(placed: dict[str, Placed], placement: Placement) -> dict[str, Placed]:
+    """Where systemd mounts the homes, whether each unit homevol wrote is still enabled: a unit
+    disabled by hand leaves the home mounted now and missing after the next boot. One call."""
+    names = {p: unit_name(x.check.target) for p, x in placed.items() if x.unit is not None}
+    enabled = placement.enabled_units(sorted(names.values()))
+    if enabled is None:
+        return placed
+    return {p: replace(x, enabled=names[p] in enabled) if p in names else x
+            for p, x in placed.items()}
 
 
 def _read_unit(path: Path) -> str | None:

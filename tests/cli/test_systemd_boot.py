@@ -93,6 +93,13 @@ def test_the_sync_service_mounts_a_home_that_outlives_it_and_comes_back_after_a_
     metrics = container.run("cat", "/var/lib/prometheus/node-exporter/homevol.prom").stdout
     assert "homevol_" in metrics and 'project="alpha"' in metrics, metrics
 
+    # an operator disables the unit by hand: the home stays mounted now, but not after a boot
+    container.run("systemctl", "disable", UNIT)
+    container.run("systemctl", "start", "homevol-sync.service", timeout=90)
+    assert container.run("systemctl", "is-enabled", UNIT).stdout.strip() == "enabled"  # sync saw it
+    journal = container.run("journalctl", "--no-pager", "-o", "cat", "-u", "homevol-sync.service").stdout
+    assert "volume-unit" in journal, journal
+
     container.reboot()
     assert _home_in_pid1(container) == ("tmpfs", "homevol-test-alpha")  # by systemd alone
     assert container.run("systemctl", "is-active", UNIT).stdout.strip() == "active"

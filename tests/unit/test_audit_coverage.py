@@ -126,3 +126,16 @@ def test_a_netgroup_blocked_by_a_foreign_entry_is_not_a_step() -> None:
     world = replace(world, volumes={"alpha": _volume()})
     plan = make_plan(world, SYNC, replace(pol, exports=replace(pol.exports, clients="netgroup")))
     assert [n.action for n in plan.netgroups] == ["blocked"]
+
+
+def test_a_unit_disabled_by_hand_is_enabled_again_and_reported() -> None:
+    placed = {"alpha": replace(_mounted()["alpha"], enabled=False)}
+    world = replace(_inventory(), volumes={"alpha": _volume()}, applied=_exported(), placed=placed)
+    pol = policy(True, False, Onboard.NONE)
+    plan = make_plan(world, SYNC, pol)
+    assert [(a.action, a.reason) for a in plan.volumes] == [
+        (Step.UNIT, "disabled: the home would not be mounted at the next boot")]
+    report = render(world, plan, pol, ["alpha"], 0.9, "test", "kernel")
+    assert "mount-unit-drift" in {f.kind for f in report.findings}
+    enabled = {"alpha": replace(placed["alpha"], enabled=True)}
+    assert make_plan(replace(world, placed=enabled), SYNC, pol).empty

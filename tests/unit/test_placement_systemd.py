@@ -188,3 +188,28 @@ def test_the_runner_turns_every_failure_into_one_backend_error(monkeypatch: pyte
     monkeypatch.setattr(placement_mod.subprocess, "run", slow)
     with pytest.raises(BackendError, match="sh timed out after 5s"):
         runner(["sh"], "test")
+
+
+def test_which_home_units_are_enabled_is_one_systemctl_call() -> None:
+    calls: list[list[str]] = []
+
+    def runner(command: list[str], what: str) -> str:
+        calls.append(command)
+        return ("Id=export-home-alpha.mount\nUnitFileState=enabled\n\n"
+                "Id=export-home-beta.mount\nUnitFileState=disabled\n\n"
+                "Id=export-home-gamma.mount\nUnitFileState=\n")
+
+    units = ["export-home-alpha.mount", "export-home-beta.mount", "export-home-gamma.mount"]
+    assert Systemctl(runner, 1.0).enabled(units) == {"export-home-alpha.mount"}
+    assert calls == [["systemctl", "show", "--property=Id,UnitFileState", *units]]
+    assert Systemctl(runner, 1.0).enabled([]) == set() and len(calls) == 1
+
+
+def test_a_systemd_that_cannot_say_plans_nothing_on_it(tmp_path: Path) -> None:
+    def failing(command: list[str], what: str) -> str:
+        raise BackendError(f"cannot {what}: systemctl exited 1: Failed to connect to bus")
+
+    cfg = PlacementConfig(units_dir=str(tmp_path), mounter=Mounter.SYSTEMD)
+    assert Placement(cfg, failing).enabled_units(["export-home-alpha.mount"]) is None
+    direct = PlacementConfig(units_dir=str(tmp_path), mounter=Mounter.DIRECT)
+    assert Placement(direct, failing).enabled_units(["export-home-alpha.mount"]) is None

@@ -68,7 +68,8 @@ def _placed(draw: st.DrawFn, project: str, mounts: bool) -> Placed:
     if mounts and state == MountState.MOUNTED and draw(st.booleans()):
         assert plan is not None
         unit = render_unit(project, target, plan)
-    return Placed(plan, MountCheck(state, target), unit)
+    enabled = draw(st.sampled_from([None, True, False])) if unit is not None else None
+    return Placed(plan, MountCheck(state, target), unit, enabled)
 
 
 @st.composite
@@ -122,7 +123,7 @@ def _volume_effect(world: World, project: str, step: Step, size: int | None, val
     elif step in (Step.MOUNT, Step.UNIT):
         plan = mount_plan(project)
         world.placed[project] = Placed(plan, MountCheck(MountState.MOUNTED, target),
-                                       render_unit(project, target, plan))
+                                       render_unit(project, target, plan), enabled=True)
     elif step is Step.UNMOUNT:
         world.placed[project] = Placed(mount_plan(project), MountCheck(MountState.NOT_MOUNTED, target))
 
