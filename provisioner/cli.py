@@ -416,7 +416,8 @@ def verify(ctx: click.Context, project: str | None, as_json: bool) -> None:
     else:
         for diff in differences:
             parts = [f"+{c}" for c in diff.missing] + [f"-{c}" for c in diff.extra]
-            click.echo(printable(f"DIFF  {diff.project}  {diff.path}  server lacks/has extra: "
+            where = f"  head {diff.head}" if diff.head else ""
+            click.echo(printable(f"DIFF  {diff.project}  {diff.path}{where}  server lacks/has extra: "
                                  f"{' '.join(parts)}"))
         click.echo(f"{checked} exports checked, {len(differences)} differ")
     if differences:
@@ -463,6 +464,12 @@ def _check_exports_dir(svc: Homevol) -> str:
                           else svc.cfg.exports.kernel.directory))
 
 
+def _check_applied(svc: Homevol) -> str:
+    """Read back what homevol applied (for a RADOS export set: the cluster answers)."""
+    state = svc.applier.applied()
+    return f"{len(state.rules)} homevol exports read back, {len(state.drifted)} edited by hand"
+
+
 def _check_state_dir(svc: Homevol) -> str:
     return _writable(Path(svc.cfg.state_dir)) + " (the lock)"
 
@@ -483,14 +490,16 @@ def _check_reload_tool(svc: Homevol) -> str:
         raise HomevolError(missing)
     if svc.cfg.exports.server == ExportServer.GANESHA:
         ganesha = svc.cfg.exports.ganesha
-        return f"ganesha: {ganesha.mode} ({ganesha.dbus_address or 'system bus'})"
+        heads = ", ".join(a or "system bus" for a in svc.applier.heads())
+        return f"ganesha: {ganesha.mode}, {ganesha.store} store ({heads})"
     command = svc.cfg.exports.kernel.reload_command
     return " ".join(command) if command else "no reload command configured (files only)"
 
 
 _DOCTOR_CHECKS: list[tuple[str, Callable[[Homevol], str]]] = [
     ("directory", _check_directory), ("backend", _check_backend),
-    ("exports directory", _check_exports_dir), ("reload command", _check_reload_tool),
+    ("exports directory", _check_exports_dir), ("exports applied", _check_applied),
+    ("reload command", _check_reload_tool),
     ("mounter", lambda svc: svc.placement.describe()), ("state directory", _check_state_dir)]
 
 

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .names import is_netgroup_name, parse_networks
+from .names import is_netgroup_name, parse_networks, printable
 from .sizes import parse_size
 
 DEFAULT_PATH = Path("/etc/homevol/config.toml")
 ENV_PREFIX = "HOMEVOL_"
 SAFE_PATH_RE = re.compile(r"/[A-Za-z0-9/._-]*")  # also for backend sections
+_RADOS_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")  # pool, namespace, object and cephx names
 
 
 class ExportServer(enum.StrEnum):
@@ -41,6 +42,13 @@ class GaneshaMode(enum.StrEnum):
 
     DBUS = "dbus"
     SIGHUP = "sighup"
+
+
+class GaneshaStore(enum.StrEnum):
+    """``exports.ganesha.store``: where the EXPORT blocks live."""
+
+    FILES = "files"  # one file per project under ``directory``, %included by ``index``
+    RADOS = "rados"  # one RADOS object per project, shared by every head (Ceph mgr nfs's layout)
 
 
 class FsalChoice(enum.StrEnum):
@@ -162,6 +170,20 @@ class KernelExportsConfig:
 
 
 @dataclass
+class GaneshaRadosConfig:
+    """Where the shared export set lives (``store = "rados"``), and homevol's identity there."""
+
+    conf_file: str = "/etc/ceph/ceph.conf"
+    client_id: str = "homevol-nfs"  # osd 'allow rwx pool=<pool> namespace=<namespace>' (x: the lock)
+    keyring: str = ""  # empty: Ceph's own search
+    pool: str = ".nfs"
+    namespace: str = "homevol"
+    config_object: str = "conf-homevol"  # every head's %url and watch_url point here
+    lock_duration: float = 60.0  # seconds a crashed run's lock outlives it
+    timeout: float = 10.0  # seconds to reach the monitors, and per operation
+
+
+@dataclass
 class GaneshaExportsConfig:
     directory: str = "/etc/ganesha/homevol.d"  # one homevol-<project>.conf per export
     index: str = "/etc/ganesha/homevol-exports.conf"  # %include this once from ganesha.conf
@@ -172,6 +194,9 @@ class GaneshaExportsConfig:
     export_id_min: int = 100
     timeout: float = 10.0
     fsal: FsalChoice = FsalChoice.VFS  # vfs: export the mounted home; direct: the backend's FSAL
+    store: GaneshaStore = GaneshaStore.FILES
+    heads: list[str] = field(default_factory=list)  # DBus addresses of every head; empty: dbus_address
+    rados: GaneshaRadosConfig = field(default_factory=GaneshaRadosConfig)
 
 
 @dataclass
@@ -488,6 +513,19 @@ def _validate_exports(exports: ExportsConfig) -> None:
         raise ConfigError("exports.ganesha.export_id_min", "must be between 1 and 65535")
     if ganesha.timeout <= 0:
         raise ConfigError("exports.ganesha.timeout", "must be positive")
+    for head in ganesha.heads:
+        if not head.startswith(("unix:", "tcp:")) or any(c in head for c in "\n\r\0"):
+            raise ConfigError("exports.ganesha.heads", f"{printable(head)!r} is not a DBus address "
+                              "(unix:path=... or tcp:host=...,port=...)")
+    rados = ganesha.rados
+    for key in ("client_id", "pool", "namespace", "config_object"):
+        if not _RADOS_NAME_RE.fullmatch(getattr(rados, key)):
+            raise ConfigError(f"exports.ganesha.rados.{key}", "letters, digits, '.', '_' and '-' only")
+    for key in ("lock_duration", "timeout"):
+        if getattr(rados, key) <= 0:
+            raise ConfigError(f"exports.ganesha.rados.{key}", "must be positive")
+    if ganesha.store == GaneshaStore.RADOS and ganesha.mode != GaneshaMode.DBUS:
+        raise ConfigError("exports.ganesha.mode", 'the rados store reaches the heads by DBus: use "dbus"')
 
 
 def _validate_directory(cfg: Config) -> None:

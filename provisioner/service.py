@@ -59,10 +59,14 @@ class Difference:
     path: str
     missing: tuple[str, ...]  # clients the directory allows that the server refuses
     extra: tuple[str, ...]  # clients the server admits that the directory does not allow
+    head: str = ""  # which Ganesha head differs, where there are several
 
     def to_dict(self) -> dict[str, object]:
-        return {"project": self.project, "path": self.path, "missing": list(self.missing),
-                "extra": list(self.extra)}
+        found: dict[str, object] = {"project": self.project, "path": self.path,
+                                    "missing": list(self.missing), "extra": list(self.extra)}
+        if self.head:
+            found["head"] = self.head
+        return found
 
 
 class Homevol:
@@ -83,6 +87,7 @@ class Homevol:
 
     def close(self) -> None:
         self.backend.close()
+        self.applier.close()
 
     def locked(self) -> contextlib.AbstractContextManager[None]:
         return held(self.cfg.lock_path, self.cfg.lock_timeout)
@@ -212,7 +217,8 @@ class Homevol:
             return outcome
         path = self.path_of(project)
         try:
-            clients = self.applier.live().get(path)
+            clients = next((c for head in self.applier.heads()
+                            if (c := self.applier.live(head).get(path))), None)
         except HomevolError as exc:
             if world.applied.missing is not None:
                 outcome.notes.append(f"the exports directory {world.applied.missing} does not "
@@ -239,21 +245,25 @@ class Homevol:
         world = _known(self.observe(Scope()), project)
         states = {p: v.state for p, v in world.volumes.items()}
         desired = desired_exports(world.inventory, states, self.policy())
-        live = self.applier.live()
+        heads = self.applier.heads()
         base = self.cfg.export_base.rstrip("/") + "/"
-        paths = {self.path_of(p): p for p in desired}
-        paths.update({path: path[len(base):] for path in live
-                      if path.startswith(base) and path not in paths})
-        differences = []
-        for path, name in sorted(paths.items()):
-            if not scope.covers(name):
-                continue
-            rule = desired.get(name, (None, ""))[0]
-            want, have = set(rule.clients if rule else ()), set(live.get(path, ()))
-            if want != have:
-                differences.append(Difference(name, path, tuple(sorted(want - have)),
-                                              tuple(sorted(have - want))))
-        return differences, len(paths) if scope.everything else len(scope.projects or ())
+        differences, checked = [], 0
+        for head in heads:  # every head must serve exactly the directory's exports
+            live = self.applier.live(head)
+            paths = {self.path_of(p): p for p in desired}
+            paths.update({path: path[len(base):] for path in live
+                          if path.startswith(base) and path not in paths})
+            for path, name in sorted(paths.items()):
+                if not scope.covers(name):
+                    continue
+                rule = desired.get(name, (None, ""))[0]
+                want, have = set(rule.clients if rule else ()), set(live.get(path, ()))
+                if want != have:
+                    differences.append(Difference(name, path, tuple(sorted(want - have)),
+                                                  tuple(sorted(have - want)),
+                                                  head if len(heads) > 1 else ""))
+            checked = max(checked, len(paths) if scope.everything else len(scope.projects or ()))
+        return differences, checked
 
 
 def _refuse_newer_stamps(world: World, intent: Intent) -> None:

@@ -88,8 +88,16 @@ class Applier(Protocol):
         """Why this machine cannot apply exports this way, or None."""
         ...
 
-    def live(self) -> dict[str, tuple[str, ...]]:
-        """Path → clients, as the running NFS server really exports them (for verify)."""
+    def heads(self) -> list[str]:
+        """The running servers that serve these exports (Ganesha heads; one for the kernel)."""
+        ...
+
+    def live(self, head: str | None = None) -> dict[str, tuple[str, ...]]:
+        """Path → clients, as one running server really exports them (for verify)."""
+        ...
+
+    def close(self) -> None:
+        """Release what the applier holds open (a RADOS handle)."""
         ...
 
 

@@ -1,14 +1,15 @@
-"""NFS-Ganesha applier: one EXPORT block per project file, an index of ``%include``s, DBus.
+"""NFS-Ganesha applier: one EXPORT block per project, an index every head loads, DBus.
 
-Each project's export lives in ``<directory>/homevol-<project>.conf`` (a header naming homevol,
-the project, its Export_Id, the rule's options and a checksum of the body), and the managed
-index file ``%include``s them all (the operator's ganesha.conf includes the index once).
-Changes go to the running server one export at a time over DBus, in process (jeepney):
+Each project's export is one managed text (a header naming homevol, the project, its
+Export_Id, the rule's options and a checksum of the body), kept in a file per project with an
+index file of ``%include``s (one head, the default), or in RADOS objects with a config object of
+``%url``s that several heads share (``exports.ganesha.store = "rados"``: ``ganesha_sets.py``).
+Changes go to every running head one export at a time over DBus, in process (jeepney):
 ``AddExport``/``UpdateExport`` on that project's file only, ``RemoveExport`` by id. Ganesha
-answers synchronously, so every export gets its own result, and a refused change is undone on
-disk so the next run tries again. ``mode = "sighup"`` is the fallback: write everything, then
-signal the server (which acknowledges before it parses: errors are not reported back).
-Ganesha is never restarted to change an export.
+answers synchronously, so every export gets its own result, and a refused change is undone in
+the store so the next run tries again. ``mode = "sighup"`` is the fallback for the file store:
+write everything, then signal the server (which acknowledges before it parses: errors are not
+reported back). Ganesha is never restarted to change an export.
 
 Export_Id: kept in the project's file for as long as the export exists; a new export takes the
 lowest free id from ``export_id_min`` up to 65535, never one another project holds; running out
@@ -25,17 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import GaneshaExportsConfig
+from ..config import GaneshaExportsConfig, GaneshaStore
 from ..errors import ApplyError, HomevolError
-from ..fsutil import atomic_write
 from ..model import ExportRule
 from . import AppliedState, ApplyResult, ExportChange, GaneshaMode
 from . import ganesha_conf as conf
-from .ganesha_conf import Block, ConfError, Directive, param
-from .store import PREFIX, ManagedFile, ManagedFiles, read_managed, render_file
+from .ganesha_conf import Block, ConfError, param
+from .ganesha_sets import SUFFIX, ExportSet, FileExportSet, RadosExportSet
+from .store import PREFIX, ManagedFile, read_managed, render_file
 
-SUFFIX = ".conf"
-INDEX_HEADER = "# Managed by homevol: the exports it applies, one %include per project."
 MAX_EXPORT_ID = 65535
 _ID_RE = re.compile(r"[0-9]{1,5}")
 _SQUASH = {"root_squash": "Root_Squash", "no_root_squash": "No_Root_Squash",
@@ -197,9 +196,8 @@ class GaneshaExports:
 
     def __init__(self, cfg: GaneshaExportsConfig, fsal_of: FsalOf | None = None) -> None:
         self.cfg = cfg
-        self.store = ManagedFiles(cfg.directory, SUFFIX, 0o600, exported_paths)
-        self.directory = self.store.directory
-        self.index = Path(cfg.index)
+        self.store: ExportSet = RadosExportSet(cfg, exported_paths) \
+            if cfg.store == GaneshaStore.RADOS else FileExportSet(cfg, exported_paths)
         self.fsal_of = fsal_of or (lambda project: Fsal())
         self._seen: _Seen | None = None
 
@@ -225,38 +223,52 @@ class GaneshaExports:
         return self._seen.state
 
     # ----- applying ------------------------------------------------------------------------
+    def heads(self) -> list[str]:
+        return list(self.cfg.heads) or [self.cfg.dbus_address]
+
+    def close(self) -> None:
+        self.store.close()
+
     def apply(self, changes: list[ExportChange]) -> list[ApplyResult]:
-        self.store.prepare()
-        # the plan was made from applied(): reuse that read instead of parsing every file again
-        seen = self._seen if self._seen is not None else self._read()
-        self._seen = None
+        try:
+            with self.store.locked():
+                self.store.prepare()
+                # the plan was made from applied(): reuse that read instead of parsing every
+                # file again, unless other hosts write the set too (then read it under the lock)
+                seen = self._seen if self._seen is not None and not self.store.shared else self._read()
+                self._seen = None
+                with _Heads(self.cfg, self.heads()) as server:
+                    return self._apply(changes, seen, server)
+        except ApplyError as exc:  # the set could not be locked or read: nothing was changed
+            return [ApplyResult(c.project, c.action, False, str(exc)) for c in changes]
+
+    def _apply(self, changes: list[ExportChange], seen: _Seen, server: _Heads) -> list[ApplyResult]:
         results = []
-        with _Server(self.cfg) as server:
-            for change in changes:
-                try:
-                    results.append(self._remove(change, seen, server) if change.after is None
-                                   else self._upsert(change, change.after, seen, server))
-                except (HomevolError, OSError) as exc:  # a refused call, a FSAL the backend cannot give
-                    results.append(ApplyResult(change.project, change.action, False, str(exc)))
-            if self.cfg.mode == GaneshaMode.SIGHUP and any(r.ok for r in results):
-                try:
-                    server.sighup()
-                except ApplyError as exc:
-                    return [ApplyResult(r.project, r.action, False, str(exc)) for r in results]
+        for change in changes:
+            try:
+                results.append(self._remove(change, seen, server) if change.after is None
+                               else self._upsert(change, change.after, seen, server))
+            except (HomevolError, OSError) as exc:  # a refused call, a FSAL the backend cannot give
+                results.append(ApplyResult(change.project, change.action, False, str(exc)))
+        if self.cfg.mode == GaneshaMode.SIGHUP and any(r.ok for r in results):
+            try:
+                server.sighup()
+            except ApplyError as exc:
+                return [ApplyResult(r.project, r.action, False, str(exc)) for r in results]
         return results
 
-    def _remove(self, change: ExportChange, seen: _Seen, server: _Server) -> ApplyResult:
+    def _remove(self, change: ExportChange, seen: _Seen, server: _Heads) -> ApplyResult:
         current = seen.exports.get(change.project)
         if current is not None and current.export_id is not None:
             server.remove(current.export_id)
         self.store.remove(change.project)
         seen.indexed.discard(change.project)
-        self._write_index(seen.indexed)
+        self.store.write_index(seen.indexed)
         return ApplyResult(change.project, change.action, True, "export removed")
 
     def _upsert(self, change: ExportChange, rule: ExportRule, seen: _Seen,
-                server: _Server) -> ApplyResult:
-        project, path = change.project, self.store.path_of(change.project)
+                server: _Heads) -> ApplyResult:
+        project, path = change.project, self.store.dbus_file(change.project)
         current = seen.exports.get(project)
         fsal = self.fsal_of(project)
         known = current.export_id if current is not None else None
@@ -272,7 +284,7 @@ class GaneshaExports:
         try:
             if known is None:
                 seen.indexed.add(project)
-                self._write_index(seen.indexed)
+                self.store.write_index(seen.indexed)
                 server.add(path, export_id)
             elif current is not None and (current.fsal, current.fs_path) != (fsal.name,
                                                                               fsal.path or rule.path):
@@ -286,7 +298,7 @@ class GaneshaExports:
                 seen.taken.discard(export_id)
             if before is None:
                 seen.indexed.discard(project)
-                self._write_index(seen.indexed)
+                self.store.write_index(seen.indexed)
             raise
         return ApplyResult(project, change.action, True, f"Export_Id {export_id}")
 
@@ -298,14 +310,6 @@ class GaneshaExports:
         raise ApplyError(f"no free Export_Id left between {self.cfg.export_id_min} and "
                          f"{MAX_EXPORT_ID} (Ganesha's ids are 16-bit)")
 
-    def _write_index(self, projects: set[str]) -> None:
-        """One ``%include`` per homevol file (never a foreign one that has a managed name)."""
-        files = sorted(str(self.store.path_of(p)) for p in projects)
-        text = INDEX_HEADER + "\n" + conf.render([Directive("include", f) for f in files])
-        if not self.index.exists() or self.index.read_text() != text:
-            self.index.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.index, text, mode=0o644)
-
     def missing_tool(self) -> str | None:
         try:
             import jeepney  # noqa: F401
@@ -316,23 +320,61 @@ class GaneshaExports:
         return None
 
     # ----- asking the server what it really exports ----------------------------------------
-    def live(self) -> dict[str, tuple[str, ...]]:
-        """Path → clients, as the running server reports them (DBus ShowExports/DisplayExport).
+    def live(self, head: str | None = None) -> dict[str, tuple[str, ...]]:
+        """Path → clients, as one running head reports them (DBus ShowExports/DisplayExport;
+        the first head unless named).
 
         An export homevol manages is named by its home's path (by Export_Id, since a direct
         FSAL's path is inside its filesystem); any other by the path Ganesha reports."""
         home_of = {m.export_id: m.rule.path for m in self._read().exports.values()
                    if m.export_id is not None}
-        with _Server(self.cfg) as server:
+        with _Server(self.cfg, self.heads()[0] if head is None else head) as server:
             return {home_of.get(export_id, path): clients
                     for export_id, path, clients in server.exports()}
 
 
-class _Server:
-    """The one door to the running Ganesha: DBus in process, or SIGHUP in fallback mode."""
+class _Heads:
+    """Every configured head, told the same change in turn; a refusal names the head."""
 
-    def __init__(self, cfg: GaneshaExportsConfig) -> None:
+    def __init__(self, cfg: GaneshaExportsConfig, addresses: list[str]) -> None:
         self.cfg = cfg
+        self.servers = [_Server(cfg, address) for address in addresses]
+
+    def __enter__(self) -> _Heads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for server in self.servers:
+            server.__exit__()
+
+    def _each(self, call: Callable[[_Server], None]) -> None:
+        for server in self.servers:
+            try:
+                call(server)
+            except ApplyError as exc:
+                if len(self.servers) == 1:
+                    raise
+                raise ApplyError(f"head {server.address}: {exc}") from None
+
+    def add(self, path: Path, export_id: int) -> None:
+        self._each(lambda s: s.add(path, export_id))
+
+    def update(self, path: Path, export_id: int) -> None:
+        self._each(lambda s: s.update(path, export_id))
+
+    def remove(self, export_id: int) -> None:
+        self._each(lambda s: s.remove(export_id))
+
+    def sighup(self) -> None:
+        self.servers[0].sighup()
+
+
+class _Server:
+    """The one door to one running Ganesha: DBus in process, or SIGHUP in fallback mode."""
+
+    def __init__(self, cfg: GaneshaExportsConfig, address: str) -> None:
+        self.cfg = cfg
+        self.address = address  # a DBus address; empty: the system bus
         self.conn: Any = None  # a jeepney blocking connection, opened on first use
 
     def __enter__(self) -> _Server:
@@ -349,7 +391,7 @@ class _Server:
 
         try:
             if self.conn is None:
-                self.conn = open_dbus_connection(bus=self.cfg.dbus_address or "SYSTEM")
+                self.conn = open_dbus_connection(bus=self.address or "SYSTEM")
             target = DBusAddress("/org/ganesha/nfsd/ExportMgr", bus_name="org.ganesha.nfsd",
                                  interface="org.ganesha.nfsd.exportmgr")
             message = new_method_call(target, method, signature, args) if signature \

@@ -133,7 +133,13 @@ class KernelExports:
             for r in results
         ]
 
-    def live(self) -> dict[str, tuple[str, ...]]:
+    def heads(self) -> list[str]:
+        return ["exportfs"]
+
+    def close(self) -> None:
+        pass
+
+    def live(self, head: str | None = None) -> dict[str, tuple[str, ...]]:
         """Path → clients from the export table exportfs keeps (``exports.kernel.etab``)."""
         table: dict[str, set[str]] = {}
         try:

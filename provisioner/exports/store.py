@@ -96,7 +96,7 @@ class Header:
 @dataclass(frozen=True)
 class ManagedFile:
     project: str
-    path: Path
+    path: Path | str  # a file, or a rados:// object
     body: str
     header: Header | None  # None: homevol's mark, but no readable second line
     edited: bool  # the body is not the one homevol wrote, or the header names another project
@@ -105,7 +105,7 @@ class ManagedFile:
         return self.header.field(key) if self.header else None
 
 
-def read_managed(project: str, path: Path, text: str) -> ManagedFile | None:
+def read_managed(project: str, path: Path | str, text: str) -> ManagedFile | None:
     """The managed file in ``text``; None without homevol's mark. StampTooNew from a newer
     homevol."""
     mark, newline, rest = text.partition("\n")
@@ -137,14 +137,14 @@ class Scan:
                 "hand-edited-exports-file", f"{file.path} was edited by hand; sync rewrites it",
                 project=file.project))
 
-    def _foreign(self, path: Path, project: str | None, paths: tuple[str, ...]) -> None:
+    def _foreign(self, path: Path | str, project: str | None, paths: tuple[str, ...]) -> None:
         self.state.foreign[str(path)] = paths
         self.state.findings.append(Finding(
             "foreign-exports-file", f"{path} is not homevol's; left alone", project=project))
         if project:
             self.state.blocked[project] = f"{path} exists and is not homevol's"
 
-    def _too_new(self, path: Path, project: str, text: str, why: StampTooNew) -> None:
+    def _too_new(self, path: Path | str, project: str, text: str, why: StampTooNew) -> None:
         self.newer[project] = text
         self.state.blocked[project] = str(why)
         self.state.findings.append(Finding("exports-file-too-new", str(why), project=project,

@@ -59,6 +59,11 @@ def test_bad_sizes_are_usage_errors(workspace: Workspace, size: str) -> None:
     ("[directory.ldap]\npage_size = \"many\"", "directory.ldap.page_size"),
     ("[backend]\ndefault_size = \"huge\"", "backend.default_size"),
     ("[backend.local]\nmode = \"rwx\"", "backend.local.mode"),
+    ("[exports.ganesha]\nstore = \"etcd\"", "exports.ganesha.store"),
+    ("[exports.ganesha]\nstore = \"rados\"\nmode = \"sighup\"", "exports.ganesha.mode"),
+    ("[exports.ganesha]\nheads = [\"/run/dbus/socket\"]", "exports.ganesha.heads"),
+    ("[exports.ganesha.rados]\nnamespace = \"a/b\"", "exports.ganesha.rados.namespace"),
+    ("[exports.ganesha.rados]\nlock_duration = 0.0", "exports.ganesha.rados.lock_duration"),
     ("typo_key = 1", "typo_key"),
     ("[exports\n", "config.toml"),
 ])

@@ -235,7 +235,8 @@ def test_doctor_reports_each_check(workspace: Workspace) -> None:
     result = ws.homevol("doctor", "--json")
     assert result.code == 0, result.stdout
     assert [c["check"] for c in result.json["checks"]] == [
-        "config", "directory", "backend", "exports directory", "reload command", "mounter",
+        "config", "directory", "backend", "exports directory", "exports applied", "reload command",
+        "mounter",
         "state directory"]
     (ws.root / "inventory.toml").unlink()
     broken = ws.homevol("doctor")

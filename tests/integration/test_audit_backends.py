@@ -147,7 +147,7 @@ def test_ganesha_a_hand_edited_file_and_a_missing_export(ganesha_ws: tuple[Works
     path = nfs_stack.exports_dir / f"homevol-{removed}.conf"
     export_id = int(path.read_text().split("export_id=")[1].split()[0])
     path.unlink()
-    with _Server(GaneshaExportsConfig(dbus_address=nfs_stack.bus)) as server:
+    with _Server(GaneshaExportsConfig(), nfs_stack.bus) as server:
         server.remove(export_id)
         assert export_id not in {e[0] for e in server.exports()}
     report = _audit(ws, removed)

@@ -104,7 +104,7 @@ def test_verify_catches_a_hand_made_difference(ganesha: Workspace, nfs_stack: Nf
     from provisioner.exports.ganesha import _Server
 
     export_id = int(text.split("export_id=")[1].split()[0])
-    with _Server(GaneshaExportsConfig(dbus_address=nfs_stack.bus)) as server:
+    with _Server(GaneshaExportsConfig(), nfs_stack.bus) as server:
         server.update(path, export_id)
     assert _ls(nfs_stack, "hvB", "nfsalpha") == 0  # the hand edit is live
     drift = ganesha.homevol("verify", "--json")

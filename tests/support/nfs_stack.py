@@ -37,6 +37,60 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
+def start_dbus(workdir: Path, address: str) -> int:
+    """A private system bus listening on ``address`` (root may own any name); its pid."""
+    (workdir / "bus.conf").write_text(f"""<!DOCTYPE busconfig PUBLIC
+ "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>{address}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="root"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+  <includedir>/etc/dbus-1/system.d</includedir>
+</busconfig>
+""")
+    out = subprocess.run(["dbus-daemon", f"--config-file={workdir}/bus.conf", "--fork",
+                          "--print-pid"], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def start_ganesha(conf: Path, log: Path, pid_file: Path, bus: str,
+                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        ["ganesha.nfsd", "-F", "-f", str(conf), "-L", str(log), "-p", str(pid_file), "-N", "NIV_EVENT"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {}), "DBUS_SYSTEM_BUS_ADDRESS": bus}, start_new_session=True)
+
+
+def wait_listening(proc: subprocess.Popen[bytes], address: str, log: Path, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ganesha exited: {log.read_text()[-2000:] if log.exists() else ''}")
+        try:
+            with socket.create_connection((address, 2049), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"ganesha did not start listening on {address}")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class NfsStack:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
@@ -86,25 +140,7 @@ class NfsStack:
         (self.workdir / "recov").mkdir(exist_ok=True)
         self.index.write_text("")
         self.network_up()
-        (self.workdir / "bus.conf").write_text(f"""<!DOCTYPE busconfig PUBLIC
- "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>{self.bus}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="root"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-  <includedir>/etc/dbus-1/system.d</includedir>
-</busconfig>
-""")
-        out = subprocess.run(["dbus-daemon", f"--config-file={self.workdir}/bus.conf", "--fork",
-                              "--print-pid"], capture_output=True, text=True, check=True)
-        self.dbus_pid = int(out.stdout.split()[0])
+        self.dbus_pid = start_dbus(self.workdir, self.bus)
         log = self.workdir / "ganesha.log"
         (self.workdir / "ganesha.conf").write_text(f"""
 NFS_CORE_PARAM {{ Protocols = 4; NFS_Port = 2049; Bind_Addr = {SERVER};
@@ -116,32 +152,12 @@ LOG {{ Default_Log_Level = EVENT; Facility {{ name = FILE; destination = "{log}"
 EXPORT_DEFAULTS {{ Access_Type = None; Protocols = 4; Transports = TCP; SecType = sys; }}
 %include "{self.index}"
 """)
-        env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.bus}
-        self.procs.append(subprocess.Popen(
-            ["ganesha.nfsd", "-F", "-f", str(self.workdir / "ganesha.conf"), "-L", str(log),
-             "-p", str(self.pid_file), "-N", "NIV_EVENT"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.procs[-1].poll() is not None:
-                raise RuntimeError(f"ganesha exited: {log.read_text()[-2000:] if log.exists() else ''}")
-            try:
-                with socket.create_connection((SERVER, 2049), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("ganesha did not start listening")
+        self.procs.append(start_ganesha(self.workdir / "ganesha.conf", log, self.pid_file, self.bus))
+        wait_listening(self.procs[-1], SERVER, log)
 
     def stop(self) -> None:
         for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=8)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
         self.procs.clear()
         if self.dbus_pid is not None:
             with contextlib.suppress(ProcessLookupError):

@@ -182,3 +182,13 @@ def test_export_actions_are_their_json_strings() -> None:
     assert [str(a) for a in ExportAction] == ["add", "update", "remove", "unchanged", "blocked"]
     with pytest.raises(ValueError):
         ExportAction("added")
+
+
+def test_every_head_is_told_and_a_refusal_names_the_head(tmp_path: Path) -> None:
+    second = tmp_path / "head2"  # nobody listens on either bus: the first head refuses, and is named
+    applier = _applier(tmp_path, heads=[f"unix:path={tmp_path}/head1", f"unix:path={second}"])
+    assert applier.heads() == [f"unix:path={tmp_path}/head1", f"unix:path={second}"]
+    change = ExportChange("alpha", ExportAction.ADD, None, RULE)
+    [result] = applier.apply([change])
+    assert not result.ok and result.detail.startswith(f"head unix:path={tmp_path}/head1: ")
+    assert not (tmp_path / "d" / "homevol-alpha.conf").exists()  # undone: the next run retries
