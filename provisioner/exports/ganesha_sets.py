@@ -118,13 +118,17 @@ class RadosExportSet:
 
     # ----- reading -----------------------------------------------------------------------
     def scan(self) -> Scan:
-        """Every object of the namespace: homevol's by their header, the others foreign."""
+        """Every object of the namespace: homevol's by their header; another one that holds
+        EXPORT blocks (the mgr's ``export-<id>``) is foreign; the rest (the grace database,
+        the heads' recovery objects) are not exports at all and are passed over."""
         scan = Scan()
         for name in sorted(self._client.names()):
-            if name in (self.cfg.config_object,):
+            if name == self.cfg.config_object:
                 continue
             text = self._client.read(name) or ""
             project = _project_of(name)
+            if project is None and not self.exported_paths(text):
+                continue
             where = self.url(name)
             try:
                 file = read_managed(project, where, text) if project else None

@@ -24,6 +24,7 @@ from provisioner import config as config_mod
 from provisioner.placement import read_mounts, render_unit, unit_name
 from provisioner.service import Homevol
 from tests.conftest import Workspace
+from tests.support import ceph as ceph_support
 from tests.support.ceph import CephCluster, free_port
 
 pytestmark = pytest.mark.integration
@@ -414,8 +415,8 @@ def test_the_kernel_client_is_rendered(cws: CephWorkspace) -> None:
     volume = backend.ensure(project, 10 * MiB)
     plan = backend.mount_plan(volume)
     path = cws.info(project)["path"]
-    port = cws.cluster.conf.read_text().split("v1:127.0.0.1:")[1].split("]")[0]
-    what = f"127.0.0.1:{port}:{path}"
+    port = cws.cluster.conf.read_text().split(f"v1:{ceph_support.ADDRESS}:")[1].split("]")[0]
+    what = f"{ceph_support.ADDRESS}:{port}:{path}"
     assert plan.command == ["mount", "-t", "ceph", what, cws.target(project), "-o",
                             f"name=homevol,conf={cws.cluster.conf},mds_namespace=cephfs"]
     unit = render_unit(project, cws.target(project), plan)

@@ -21,16 +21,22 @@ import pytest
 from tests.conftest import REPO, Workspace
 from tests.support.ceph import CephCluster
 from tests.support.nfs_stack import HOSTS, NfsStack
-from tests.support.rados_head import CONFIG_OBJECT, NAMESPACE, POOL, RadosHead, prepare_pool, rados
+from tests.support.rados_head import CONFIG_OBJECT, NAMESPACES, POOL, RadosHead, prepare_pool
+from tests.support.rados_head import rados as rados_in
 
 HEAD = "198.18.1.2"
+NAMESPACE = NAMESPACES[0]
+
+
+def rados(cluster: CephCluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return rados_in(cluster, NAMESPACE, *args)
 
 
 @pytest.fixture(scope="module")
 def head(tmp_path_factory: pytest.TempPathFactory, ceph_cluster: CephCluster,
          nfs_stack: NfsStack) -> Iterator[RadosHead]:
     prepare_pool(ceph_cluster)
-    server = RadosHead(tmp_path_factory.mktemp("rados-head"), ceph_cluster, HEAD)
+    server = RadosHead(tmp_path_factory.mktemp("rados-head"), ceph_cluster, NAMESPACE, HEAD)
     try:
         server.start()
         yield server

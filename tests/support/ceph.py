@@ -12,6 +12,8 @@ from pathlib import Path
 from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "ceph-test-cluster"
+# on lo, but not 127.0.0.1: NFS heads in network namespaces reach it through the test bridge
+ADDRESS = "198.18.0.2"
 DAEMONS = ("ceph", "ceph-mon", "ceph-mgr", "ceph-osd", "ceph-mds", "ceph-fuse", "ceph-authtool",
            "monmaptool", "uuidgen")
 
@@ -48,7 +50,8 @@ class CephCluster:
         return self.root / "client.homevol.keyring"
 
     def start(self) -> None:
-        env = {**os.environ, "CEPH_TEST_PORT_V2": str(free_port()), "CEPH_TEST_PORT_V1": str(free_port())}
+        env = {**os.environ, "CEPH_TEST_PORT_V2": str(free_port()), "CEPH_TEST_PORT_V1": str(free_port()),
+               "CEPH_TEST_ADDR": ADDRESS}
         proc = subprocess.run([str(SCRIPT), "start", str(self.root)], capture_output=True, text=True,
                               env=env, timeout=180, check=False)
         if proc.returncode != 0:

@@ -61,11 +61,13 @@ def start_dbus(workdir: Path, address: str) -> int:
 
 
 def start_ganesha(conf: Path, log: Path, pid_file: Path, bus: str,
-                  env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+                  prefix: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    """Ganesha in the foreground (``prefix``: e.g. ``ip netns exec NS``, which execs it)."""
     return subprocess.Popen(
-        ["ganesha.nfsd", "-F", "-f", str(conf), "-L", str(log), "-p", str(pid_file), "-N", "NIV_EVENT"],
+        [*prefix, "ganesha.nfsd", "-F", "-f", str(conf), "-L", str(log), "-p", str(pid_file),
+         "-N", "NIV_EVENT"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {}), "DBUS_SYSTEM_BUS_ADDRESS": bus}, start_new_session=True)
+        env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus}, start_new_session=True)
 
 
 def wait_listening(proc: subprocess.Popen[bytes], address: str, log: Path, timeout: float = 15) -> None:
