@@ -13,13 +13,17 @@ if TYPE_CHECKING:
 
 
 def check_snapshot(snapshot: Snapshot, allow_empty: bool) -> None:
-    """A directory that returns zero projects or zero hosts is far likelier broken than empty."""
+    """A directory that returns zero projects or zero hosts is far likelier broken than empty.
+
+    A scoped read judges the whole directory too: its source probed it when the scope's own
+    entries were none (``Snapshot.has_projects``), so a project missing from a scoped read is
+    missing from a directory that answers, never from one that returned nothing."""
     if allow_empty:
         return
-    if not snapshot.projects:
+    if not snapshot.has_projects:
         raise GuardRefused(f"{snapshot.source} returned no projects; nothing changed "
                            "(set directory.allow_empty = true if that is really so)")
-    if not snapshot.hosts:
+    if not snapshot.has_hosts:
         raise GuardRefused(f"{snapshot.source} returned no hosts; nothing changed "
                            "(set directory.allow_empty = true if that is really so)")
 

@@ -103,8 +103,8 @@ class Homevol:
         return observe(self.cfg, self.backend, self.applier, scope, need=need, usage=usage,
                        directory=directory, placement=self.placement)
 
-    def read_directory(self) -> Directory:
-        return read_directory(self.cfg)
+    def read_directory(self, scope: Scope | None = None) -> Directory:
+        return read_directory(self.cfg, scope or Scope())
 
     def path_of(self, project: str) -> str:
         return home_path(self.cfg.export_base, project)
