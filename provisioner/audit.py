@@ -160,7 +160,7 @@ def run_audit(service: Homevol, project: str | None = None, mountinfo: str = MOU
             raise InvalidInput(f"invalid project name: {problem}")
     scope = Scope() if project is None else Scope.of([project])
     world = observe(service.cfg, service.backend, service.applier, scope, usage=True,
-                    mountinfo=mountinfo, placement=service.placement)
+                    mountinfo=mountinfo, placement=service.placement, every_export=True)
     policy = service.policy()
     plan = make_plan(world, Intent(Command.SYNC), policy)
     assert world.inventory is not None

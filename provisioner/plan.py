@@ -129,7 +129,7 @@ def make_plan(world: World, intent: Intent, policy: Policy) -> Plan:
                          *_acl_steps(world, after, policy)],
                 exports=plan_exports(desired, world.applied, world.scope),
                 findings=[*world.findings, *_orphans(world)],
-                exported_clients=sum(len(r.clients) for r in world.applied.rules.values()))
+                exported_clients=world.applied.clients)
     inventory = world.inventory
     if inventory is not None and inventory.netgroups is not None:
         exported = {project for project, (rule, _) in desired.items() if rule is not None}

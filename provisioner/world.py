@@ -115,15 +115,18 @@ def read_directory(cfg: Config, scope: Scope | None = None) -> tuple[Snapshot, I
 def observe(cfg: Config, backend: VolumeBackend, applier: Applier, scope: Scope, *,
             need: DirectoryNeed = DirectoryNeed.REQUIRED, usage: bool = False,
             directory: tuple[Snapshot, Inventory] | None = None,
-            mountinfo: str = MOUNTINFO, placement: Placement | None = None) -> World:
-    """Read every source once for ``scope``; ``directory`` reuses a read the caller already made."""
+            mountinfo: str = MOUNTINFO, placement: Placement | None = None,
+            every_export: bool = False) -> World:
+    """Read every source once for ``scope``; ``directory`` reuses a read the caller already made.
+    Only the scope's exports files are read unless ``every_export`` (the audit reports foreign
+    files whatever they are named)."""
     world = _observe_directory(cfg, need, directory, scope)
     world.scope = scope
     volumes, world.backend_findings = backend.list(scope.projects)
     if usage:
         volumes = [replace(v, used_bytes=backend.usage(v)) for v in progress(volumes, "usage")]
     world.volumes = {v.project: v for v in volumes}
-    world.applied = applier.applied()
+    world.applied = applier.applied(None if every_export else scope.projects)
     world.placed = _observe_placement(cfg, backend, volumes, mountinfo)
     if placement is not None:
         world.placed = _with_enabled(world.placed, placement)

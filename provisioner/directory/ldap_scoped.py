@@ -29,7 +29,7 @@ from .ldap import LdapDirectory, _group_gids, _hosts, _netgroups, _projects, any
 from .scoped import identities
 
 # how OSM wrote ``instanceproject=<p>`` over the years (docs/directory.md): equality matching
-# ignores case and squashes repeated spaces, not single ones, nor quotes
+# ignores case, not spaces or quotes, and there is no substring rule to match them with
 _SEPARATORS = ("=", " =", "= ", " = ")
 _QUOTES = ("", '"', "'")
 
