@@ -154,12 +154,17 @@ def test_the_number_of_operations_does_not_grow_with_the_directory(slapd: Slapd,
                            for kind, tail in (("dc", f".test,{HOSTS}"), ("cn", f",{PROJECTS}"))))
 
 
-def test_a_directory_that_is_down_changes_nothing(ldap_workspace: Workspace) -> None:
+@pytest.mark.parametrize("broken", [
+    {"uris": [f"ldap://127.0.0.1:{slapd_support.free_port()}"]},  # slapd down
+    {"hosts_base": f"ou=gone,{SUFFIX}"},  # the bind and the project search work, a later one fails
+])
+def test_a_scoped_read_that_fails_changes_nothing(ldap_workspace: Workspace,
+                                                  broken: dict[str, object]) -> None:
     ws = ldap_workspace
     onboard_all(ws, "alpha")
     before = ws.exports_files()
     assert "homevol-alpha.exports" in before
-    ws.configure(directory={"ldap": {"uris": [f"ldap://127.0.0.1:{slapd_support.free_port()}"]}})
+    ws.configure(directory={"ldap": broken})
     for args in (("hook", "instance-deleted", "alpha", "10.68.1.11"), ("sync", "--project", "alpha")):
         result = ws.homevol(*args)
         assert result.code == 3, result.stderr
