@@ -25,12 +25,19 @@ def identities(hosts: Iterable[RawHost]) -> set[str]:
     return found
 
 
+def _holds(host: RawHost, wanted: set[str]) -> bool:
+    """Does ``host`` claim one of ``wanted`` (normalised identities)? A raw value normalises to
+    a wanted one exactly when it is that one once stripped (addresses) or lower-cased (names)."""
+    return any(v.strip() in wanted for v in host.addresses) or \
+        any(v.strip().lower() in wanted for v in host.names)
+
+
 def narrow(snapshot: Snapshot, projects: frozenset[str]) -> Snapshot:
     """``snapshot`` cut down to what bears on ``projects``, in the snapshot's own order."""
     own = [h for h in snapshot.hosts if not projects.isdisjoint(h.projects)]
     wanted = identities(own)
     hosts = [h for h in snapshot.hosts
-             if not projects.isdisjoint(h.projects) or (wanted and not wanted.isdisjoint(identities([h])))]
+             if not projects.isdisjoint(h.projects) or (wanted and _holds(h, wanted))]
     claimants = {p for h in hosts for p in h.projects}
     gids = {p.gid for p in snapshot.projects if p.name in projects and p.gid is not None}
     sharers = {p.name for p in snapshot.projects if p.gid is not None and p.gid in gids}
