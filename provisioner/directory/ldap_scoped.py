@@ -31,6 +31,7 @@ from .scoped import identities
 # how OSM wrote ``instanceproject=<p>`` over the years (docs/directory.md): equality matching
 # ignores case, not spaces or quotes, and there is no substring rule to match them with
 _SEPARATORS = ("=", " =", "= ", " = ")
+_GROUP_GID = "gidNumber"  # what ``ldap._group_gids`` reads on a project group
 _QUOTES = ("", '"', "'")
 
 
@@ -55,7 +56,7 @@ def _read(directory: LdapDirectory, cfg: LdapConfig, projects: frozenset[str],
     gids: dict[str, int] = {}
     if cfg.groups_base:
         wanted = any_of("cn", (cfg.groups_prefix + p for p in sorted(projects)))
-        held = any_of(cfg.project_gid_attr, map(str, sorted(own_gids))) if own_gids else ""
+        held = any_of(_GROUP_GID, map(str, sorted(own_gids))) if own_gids else ""
         gids = _group_gids(directory, cfg, _and(cfg.groups_filter, f"(|{wanted}{held})"))
     own = [p if p.gid is not None or p.name not in gids else replace(p, gid=gids[p.name]) for p in own]
     var = cfg.host_project_var
@@ -69,7 +70,7 @@ def _read(directory: LdapDirectory, cfg: LdapConfig, projects: frozenset[str],
     taken = {gids[p.name] for p in own if p.name in gids} - own_gids
     if cfg.groups_base and taken:
         gids.update(_group_gids(directory, cfg, _and(cfg.groups_filter, any_of(
-            cfg.project_gid_attr, map(str, sorted(taken))))))
+            _GROUP_GID, map(str, sorted(taken))))))
     shared = own_gids | taken
     others = _others(directory, cfg, projects, hosts.values(), gids, shared)
     netgroups = (tuple(_netgroups(directory, cfg, netgroup_prefix, sorted(projects)))
