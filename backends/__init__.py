@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from provisioner.config import Config
 from provisioner.errors import BackendError
-from provisioner.exports.ganesha import Fsal
 from provisioner.model import Finding, Volume, home_path
 from provisioner.placement import MountPlan
 from provisioner.sizes import format_size
 from provisioner.stamp import Stamp
+
+if TYPE_CHECKING:  # only the backends with a direct FSAL build one (and import Ganesha's module)
+    from provisioner.exports.ganesha import Fsal
 
 
 class Capability(enum.StrEnum):

@@ -160,7 +160,7 @@ def run_audit(service: Homevol, project: str | None = None, mountinfo: str = MOU
             raise InvalidInput(f"invalid project name: {problem}")
     scope = Scope() if project is None else Scope.of([project])
     world = observe(service.cfg, service.backend, service.applier, scope, usage=True,
-                    mountinfo=mountinfo, placement=service.placement)
+                    mountinfo=mountinfo, placement=service.placement, every_export=True)
     policy = service.policy()
     plan = make_plan(world, Intent(Command.SYNC), policy)
     assert world.inventory is not None
@@ -321,7 +321,7 @@ def _facts(world: World, row: ProjectAudit, policy: Policy, usage_warning: float
                             project=name, severity=INFO, fix=f"homevol onboard {name}")]
         return []
     out = _mount_facts(row) + _usage_facts(volume, usage_warning)
-    if not row.in_directory and inventory.projects and volume.state == VolumeState.RETIRED:
+    if not row.in_directory and inventory.has_projects and volume.state == VolumeState.RETIRED:
         out.append(Finding("volume-without-project", f"{volume.path}: project {name} is not in the "
                            "directory; data kept (volume retired)", project=name, severity=INFO,
                            fix=f"homevol purge {name}"))

@@ -13,13 +13,17 @@ if TYPE_CHECKING:
 
 
 def check_snapshot(snapshot: Snapshot, allow_empty: bool) -> None:
-    """A directory that returns zero projects or zero hosts is far likelier broken than empty."""
+    """A directory that returns zero projects or zero hosts is far likelier broken than empty.
+
+    A scoped read judges the whole directory too: its source probed it when the scope's own
+    entries were none (``Snapshot.has_projects``), so a project missing from a scoped read is
+    missing from a directory that answers, never from one that returned nothing."""
     if allow_empty:
         return
-    if not snapshot.projects:
+    if not snapshot.has_projects:
         raise GuardRefused(f"{snapshot.source} returned no projects; nothing changed "
                            "(set directory.allow_empty = true if that is really so)")
-    if not snapshot.hosts:
+    if not snapshot.has_hosts:
         raise GuardRefused(f"{snapshot.source} returned no hosts; nothing changed "
                            "(set directory.allow_empty = true if that is really so)")
 
@@ -44,6 +48,15 @@ def check_removal_share(plan: Plan, max_share: float, force: bool, exempt: Itera
             "review with --dry-run, and re-run with --force if it is right")
 
 
+def needs_total(plan: Plan, intent: Intent, force: bool, floor: int = 0) -> bool:
+    """Does the removal share need the clients of every project (not only those read)?"""
+    return not force and plan.removed_clients(_named(intent)) > floor
+
+
+def _named(intent: Intent) -> frozenset[str]:
+    return intent.projects if intent.destructive else frozenset()
+
+
 def check_plan(plan: Plan, intent: Intent, max_share: float, force: bool, floor: int = 0) -> None:
     """The whole plan, volume and mount steps included, before anything is applied.
 
@@ -53,7 +66,7 @@ def check_plan(plan: Plan, intent: Intent, max_share: float, force: bool, floor:
     """
     from .plan import Step
 
-    named = intent.projects if intent.destructive else frozenset()
+    named = _named(intent)
     for action in plan.steps(Step.RETIRE, Step.PURGE):
         if action.project not in named:
             raise GuardRefused(f"the plan would {action.action} {action.project}, which the "

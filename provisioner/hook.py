@@ -23,6 +23,7 @@ from .model import Inventory
 from .names import normalise_hostname, parse_ipv4, project_name_problem
 from .plan import Plan
 from .service import Homevol, Outcome
+from .world import Scope
 
 EVENTS = ("project-created", "project-deleted", "instance-created", "instance-deleted")
 _KEYS = {"event", "project", "host"}
@@ -82,7 +83,7 @@ def handle(service: Homevol, event: Event, dry_run: bool = False) -> Outcome:
     project = event.project
     if event.kind == "project-deleted":
         return service.offboard(project, dry_run=dry_run)
-    snapshot, inventory = service.read_directory()
+    snapshot, inventory = service.read_directory(Scope.of([project]))  # P's entries only
     if project not in inventory.projects:
         if event.kind == "project-created":
             raise HomevolError(f"{project}: not in the directory ({snapshot.source}) yet; "

@@ -89,7 +89,7 @@ def build_inventory(
     project_ids = {p.id: p.name for p in snapshot.projects if p.id is not None and not p.nested
                    and (p.name in projects or (p.held is not None and not project_name_problem(p.name)))}
     return Inventory(projects, hosts, findings, frozenset(conflicted | conflicted_names), netgroups,
-                     project_ids, held)
+                     project_ids, held, snapshot.has_projects)
 
 
 def _judge_projects(snapshot: Snapshot, findings: list[Finding]) -> dict[str, Project]:

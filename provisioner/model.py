@@ -116,6 +116,13 @@ class Inventory:
     project_ids: dict[str, str] = field(default_factory=dict)
     # projects the source holds out of the exports, with the reason (their data is kept)
     held: dict[str, str] = field(default_factory=dict)
+    # whether the directory holds any project entry at all, for a scoped read too (None: not
+    # read, judged by ``projects``); a project missing from a populated directory has left it
+    populated: bool | None = None
+
+    @property
+    def has_projects(self) -> bool:
+        return bool(self.projects) if self.populated is None else self.populated
 
     def hosts_of(self, project: str) -> list[Host]:
         return self.hosts.get(project, [])

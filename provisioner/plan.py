@@ -129,7 +129,7 @@ def make_plan(world: World, intent: Intent, policy: Policy) -> Plan:
                          *_acl_steps(world, after, policy)],
                 exports=plan_exports(desired, world.applied, world.scope),
                 findings=[*world.findings, *_orphans(world)],
-                exported_clients=sum(len(r.clients) for r in world.applied.rules.values()))
+                exported_clients=world.applied.clients)
     inventory = world.inventory
     if inventory is not None and inventory.netgroups is not None:
         exported = {project for project, (rule, _) in desired.items() if rule is not None}
@@ -335,7 +335,7 @@ def _update_reason(project: str, same: bool, applied: AppliedState) -> str:
 def _orphans(world: World) -> list[Finding]:
     """Active volumes whose project left the directory: not exported, data kept."""
     inventory = world.inventory
-    if inventory is None or not inventory.projects:  # only an orphan when the directory was read
+    if inventory is None or not inventory.has_projects:  # only an orphan when the directory was read
         return []
     return [Finding("volume-without-project", f"{v.path}: project {v.project} is not in the "
                     "directory; not exported, data kept (purge deletes it)", project=v.project)

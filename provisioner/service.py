@@ -108,8 +108,8 @@ class Homevol:
         return observe(self.cfg, self.backend, self.applier, scope, need=need, usage=usage,
                        directory=directory, placement=self.placement)
 
-    def read_directory(self) -> Directory:
-        return read_directory(self.cfg)
+    def read_directory(self, scope: Scope | None = None) -> Directory:
+        return read_directory(self.cfg, scope or Scope())
 
     def path_of(self, project: str) -> str:
         return home_path(self.cfg.export_base, project)
@@ -118,6 +118,11 @@ class Homevol:
         """Plan, guard, and (unless a dry run) execute; a dry run still shows a refused plan."""
         _refuse_newer_stamps(world, intent)
         plan = make_plan(world, intent, self.policy())
+        if world.applied.partial and guards.needs_total(plan, intent, force,
+                                                        self.cfg.exports.removal_floor):
+            # the share is over every exported client: read the other files only now, when a
+            # removal beyond the floor makes it matter (a hook's usual change never does)
+            plan.exported_clients = self.applier.applied().clients
         outcome = Outcome(plan, source=world.source, searches=world.searches,
                           operations=world.operations, notes=list(world.notes),
                           volumes=dict(world.volumes))

@@ -101,9 +101,12 @@ class World:
         return [f for f in found if f.project is None or self.scope.covers(f.project)]
 
 
-def read_directory(cfg: Config) -> tuple[Snapshot, Inventory]:
-    """The directory, judged; a failed or empty read raises (DirectoryError/GuardRefused: exit 3)."""
-    snapshot = read_snapshot(cfg)
+def read_directory(cfg: Config, scope: Scope | None = None) -> tuple[Snapshot, Inventory]:
+    """The directory, judged; a failed or empty read raises (DirectoryError/GuardRefused: exit 3).
+
+    A named scope reads only what bears on its projects (where the source can): the same
+    judgement of those projects as a full read, at the cost of their own entries."""
+    snapshot = read_snapshot(cfg, scope.projects if scope else None)
     guards.check_snapshot(snapshot, cfg.directory.allow_empty)
     networks = parse_networks(cfg.exports.extra_client_networks)
     return snapshot, build_inventory(snapshot, networks, cfg.exports.clients)
@@ -112,15 +115,18 @@ def read_directory(cfg: Config) -> tuple[Snapshot, Inventory]:
 def observe(cfg: Config, backend: VolumeBackend, applier: Applier, scope: Scope, *,
             need: DirectoryNeed = DirectoryNeed.REQUIRED, usage: bool = False,
             directory: tuple[Snapshot, Inventory] | None = None,
-            mountinfo: str = MOUNTINFO, placement: Placement | None = None) -> World:
-    """Read every source once for ``scope``; ``directory`` reuses a read the caller already made."""
-    world = _observe_directory(cfg, need, directory)
+            mountinfo: str = MOUNTINFO, placement: Placement | None = None,
+            every_export: bool = False) -> World:
+    """Read every source once for ``scope``; ``directory`` reuses a read the caller already made.
+    Only the scope's exports files are read unless ``every_export`` (the audit reports foreign
+    files whatever they are named)."""
+    world = _observe_directory(cfg, need, directory, scope)
     world.scope = scope
     volumes, world.backend_findings = backend.list(scope.projects)
     if usage:
         volumes = [replace(v, used_bytes=backend.usage(v)) for v in progress(volumes, "usage")]
     world.volumes = {v.project: v for v in volumes}
-    world.applied = applier.applied()
+    world.applied = applier.applied(None if every_export else scope.projects)
     world.placed = _observe_placement(cfg, backend, volumes, mountinfo)
     if placement is not None:
         world.placed = _with_enabled(world.placed, placement)
@@ -128,12 +134,12 @@ def observe(cfg: Config, backend: VolumeBackend, applier: Applier, scope: Scope,
 
 
 def _observe_directory(cfg: Config, need: DirectoryNeed,
-                       directory: tuple[Snapshot, Inventory] | None) -> World:
+                       directory: tuple[Snapshot, Inventory] | None, scope: Scope) -> World:
     if need is DirectoryNeed.NONE or (need is DirectoryNeed.NETGROUPS
                                       and cfg.exports.clients != ClientMode.NETGROUP):
         return World(Scope(), None, "(directory not needed)")
     try:
-        snapshot, inventory = directory or read_directory(cfg)
+        snapshot, inventory = directory or read_directory(cfg, scope)
     except HomevolError as exc:
         if need is DirectoryNeed.REQUIRED:
             raise

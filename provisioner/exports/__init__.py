@@ -71,13 +71,22 @@ class AppliedState:
     findings: list[Finding] = field(default_factory=list)
     # exports the applier found but does not own (a foreign file, a live export): where → paths
     foreign: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # only the named projects' files were read (a hook): ``rules`` hold no other project, so
+    # their client total is not known; the service reads it when the removal guard needs it
+    partial: bool = False
+
+    @property
+    def clients(self) -> int:
+        """The clients exported now, over the projects read."""
+        return sum(len(r.clients) for r in self.rules.values())
 
 
 class Applier(Protocol):
     name: str
 
-    def applied(self) -> AppliedState:
-        """What homevol applied before, read back from what it owns."""
+    def applied(self, projects: frozenset[str] | None = None) -> AppliedState:
+        """What homevol applied before, read back from what it owns: everything, or where the
+        applier can (``partial``), only the files of ``projects``."""
         ...
 
     def apply(self, changes: list[ExportChange]) -> list[ApplyResult]:

@@ -218,7 +218,8 @@ class GaneshaExports:
         seen = self._read()
         return seen.exports, seen.state
 
-    def applied(self) -> AppliedState:
+    def applied(self, projects: frozenset[str] | None = None) -> AppliedState:
+        """Every file, whatever ``projects``: apply() allocates export ids over all of them."""
         self._seen = self._read()
         return self._seen.state
 

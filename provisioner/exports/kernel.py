@@ -88,8 +88,8 @@ class KernelExports:
         self.store = ManagedFiles(cfg.directory, SUFFIX, 0o644, exported_paths)
         self.directory = self.store.directory
 
-    def applied(self) -> AppliedState:
-        scan = self.store.scan()
+    def applied(self, projects: frozenset[str] | None = None) -> AppliedState:
+        scan = self.store.scan(projects)
         for project, file in scan.owned.items():
             rule = parse_body(project, file.body)
             if rule is None:

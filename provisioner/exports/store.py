@@ -177,13 +177,18 @@ class ManagedFiles:
         project = name[len(PREFIX):-len(self.suffix)]
         return project if is_project_name(project) else None
 
-    def scan(self) -> Scan:
-        """Every file with the suffix (dot files aside, as the servers skip them too)."""
+    def scan(self, projects: frozenset[str] | None = None) -> Scan:
+        """Every file with the suffix (dot files aside, as the servers skip them too), or only
+        the files of ``projects`` (a partial scan: other projects' files stay unread)."""
         scan = Scan()
         if not self.directory.is_dir():
             scan.state.missing = str(self.directory)
             return scan
-        for entry in sorted(self.directory.iterdir()):
+        scan.state.partial = projects is not None
+        entries = (sorted(self.directory.iterdir()) if projects is None
+                   else [path for p in sorted(projects) if is_project_name(p)
+                         and ((path := self.path_of(p)).exists() or path.is_symlink())])
+        for entry in entries:
             if entry.name.startswith(".") or not entry.name.endswith(self.suffix):
                 continue
             project, text = self._project_of(entry.name), _text(entry)

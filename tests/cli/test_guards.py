@@ -119,3 +119,26 @@ def test_an_explicit_offboard_is_exempt_from_the_share_guard(workspace: Workspac
     result = workspace.homevol("offboard", "alpha")  # 4 of 8 clients, on purpose
     assert result.code == 0, result.stderr
     assert "homevol-alpha.exports" not in workspace.exports_files()
+
+
+def test_the_share_guard_counts_every_project_on_the_scoped_path(workspace: Workspace) -> None:
+    """A hook reads only its project's exports file, but the share is still over all 8 clients:
+    removing 3 of alpha's 4 is 3 of 8 (37%), refused; the same over alpha's 4 alone would be 75%."""
+    before = _onboarded(workspace)
+    _inventory(workspace, alpha=1, beta=4)
+    for args in (("hook", "instance-deleted", "alpha", "10.1.1.2"), ("sync", "--project", "alpha")):
+        result = workspace.homevol(*args)
+        assert result.code == 3 and "removes 3 of 8" in result.stderr, result.stderr
+        assert workspace.exports_files() == before
+    _inventory(workspace, alpha=3, beta=4)  # 1 of 8, within the floor: no total needed
+    assert workspace.homevol("hook", "instance-deleted", "alpha", "10.1.1.4").code == 0
+
+
+def test_a_project_missing_from_a_scoped_read_of_an_empty_directory_changes_nothing(
+        workspace: Workspace) -> None:
+    before = _onboarded(workspace)
+    (workspace.root / "inventory.toml").write_text("")
+    for args in (("hook", "instance-deleted", "alpha", "10.1.1.1"), ("sync", "--project", "alpha")):
+        result = workspace.homevol(*args)
+        assert result.code == 3 and "no projects" in result.stderr
+        assert workspace.exports_files() == before

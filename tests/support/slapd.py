@@ -87,7 +87,7 @@ olcRootDN: {ADMIN_DN}
 olcRootPW: {ADMIN_PW}
 olcDbDirectory: {workdir}/db
 olcDbMaxSize: 1073741824
-olcDbIndex: objectClass,cn,member,owner,aRecord,puppetVar eq
+olcDbIndex: objectClass,cn,member,owner,aRecord,puppetVar,associatedDomain,gidNumber eq
 olcSizeLimit: unlimited
 olcAccess: {{0}}to attrs=userPassword by self read by anonymous auth by * none
 olcAccess: {{1}}to dn.subtree="{NETGROUP_BASE}" by dn.exact="{WRITER_DN}" write by * read

@@ -223,3 +223,15 @@ def test_a_misnamed_or_garbled_managed_file_is_rewritten_not_blocked(tmp_path: P
     (d / "homevol-gamma.exports").write_text(f"{HEADER}\n# garbled\n/x 10.0.0.1(rw)\n")
     state = _kernel(tmp_path).applied()
     assert state.drifted == {"alpha", "gamma"} and not state.blocked and not state.foreign
+
+
+def test_a_partial_read_opens_only_the_named_projects_files(tmp_path: Path) -> None:
+    applier = _kernel(tmp_path)
+    assert all(r.ok for r in applier.apply([ExportChange("alpha", "add", None, ALPHA),
+                                            ExportChange("beta", "add", None, BETA)]))
+    (tmp_path / "d" / "homevol-gamma.exports").write_text("/x *(rw)\n")  # foreign, never opened
+    state = applier.applied(frozenset({"alpha", "../beta", "delta"}))
+    assert state.partial and state.rules == {"alpha": ALPHA} and not state.findings
+    assert not state.blocked and state.clients == 2
+    full = applier.applied()
+    assert not full.partial and full.clients == 3 and "gamma" in full.blocked
