@@ -249,7 +249,7 @@ class ListenConfig:
     transport_url: str = ""  # rabbit://user:pass@host:5672/vhost; or, better, transport_url_file
     transport_url_file: str = ""  # a file holding the URL (mode 0600), read at start
     targets: list[str] = field(default_factory=lambda: list(LISTEN_TARGETS))  # exchange:topic
-    pool: str = "homevol"  # its own queue per target, named after the pool
+    pool: str = "homevol"  # its own queue, named so, bound to every target
     # the cloud's [oslo_messaging_rabbit] amqp_durable_queues: exchanges and queues must agree,
     # or whoever declares second is refused (PRECONDITION_FAILED), the cloud's publishers too
     durable: bool = False

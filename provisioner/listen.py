@@ -296,9 +296,10 @@ def transport_url(cfg: ListenConfig) -> str:
 
 
 class Server:
-    """The one door to RabbitMQ: oslo.messaging's batch notification listener, one worker, its
-    own queue per target (durable as the cloud's exchanges are), at most ``batch_size`` unacked messages; reconnects (with
-    oslo.messaging's growing interval) are its business. Its failures become HomevolError."""
+    """The one door to RabbitMQ: oslo.messaging's batch notification listener, one worker, one
+    queue of its own (the pool) bound to every target, durable as the cloud's exchanges are, at
+    most ``batch_size`` messages unacked. Reconnecting (with oslo.messaging's growing interval)
+    is its business; its failures become HomevolError."""
 
     def __init__(self, listener: Listener, cfg: ListenConfig) -> None:
         if not log.isEnabledFor(logging.DEBUG):  # their routine INFO lines are not homevol's
