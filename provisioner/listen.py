@@ -358,25 +358,32 @@ def sd_notify(state: str) -> None:
         log.warning("sd_notify: %s: %s", printable(address), exc.strerror)
 
 
+def _until(next_reconcile: float, watchdog: float, cfg: ListenConfig) -> float:
+    """How long the main loop may sleep: until the next watchdog ping or reconcile is due."""
+    if not cfg.reconcile_interval:
+        return watchdog
+    return max(0.05, min(watchdog, next_reconcile - time.monotonic()))
+
+
 def run(service: Homevol, once: bool = False) -> Metrics:
     """The service: reconcile, listen, reconcile every interval, until SIGTERM or SIGINT.
 
     ``once``: no reconcile; process what is queued, and return when nothing came for a while."""
     cfg = service.cfg.listen
     listener = Listener(service, cfg)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: listener.stopping.set())
     if not once:
         listener.reconcile()
     server = Server(listener, cfg)
-    server.start()
+    server.start()  # waits for RabbitMQ; until it returns, SIGTERM ends the process at once
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: listener.stopping.set())
     log.info("listening on %s (pool %s)", ", ".join(cfg.targets), cfg.pool)
     sd_notify("READY=1\nSTATUS=listening")
     watchdog = int(os.environ.get("WATCHDOG_USEC", "0") or 0) / 2e6 or 5.0
     idle = max(1.0, 3 * cfg.coalesce)
     next_reconcile = time.monotonic() + cfg.reconcile_interval
     try:
-        while not listener.stopping.wait(min(watchdog, 0.2 if once else watchdog)):
+        while not listener.stopping.wait(0.2 if once else _until(next_reconcile, watchdog, cfg)):
             sd_notify("WATCHDOG=1")
             now = time.monotonic()
             if once and not listener.busy and now - listener.last_activity > idle:

@@ -291,6 +291,39 @@ def test_start_reconciles_what_was_missed(listen_ws: Workspace, listening: Calla
     assert "reconcile: 1 steps, 0 failed" in running.text()
 
 
+def test_a_lost_event_is_repaired_by_the_periodic_reconcile(
+        listen_ws: Workspace, listening: Callable[[], Running]) -> None:
+    listen_ws.configure(listen={"reconcile_interval": 1.0})
+    running = listening()
+    set_directory(listen_ws, BASE, [*BASE_HOSTS, ("beta-2.eqiad.wmflabs", "10.68.2.22", "beta")])
+    wait_for(lambda: clients(listen_ws, "beta") == {"10.68.2.21", "10.68.2.22"}, 10)
+    wait_for(lambda: "homevol_listen_last_reconcile_timestamp_seconds 0\n" not in
+             (listen_ws.root / "listen.prom").read_text())
+    assert running.proc.poll() is None
+
+
+def test_without_rabbitmq_it_retries_with_a_growing_interval_and_stops_on_sigterm(
+        workspace: Workspace) -> None:
+    from tests.support.slapd import free_port
+
+    workspace.configure(listen={"transport_url": f"rabbit://u:p@127.0.0.1:{free_port()}/"})
+    (workspace.root / "inventory.toml").write_text(inventory(BASE, BASE_HOSTS))
+    log = workspace.root / "listen.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEVOL_")}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "provisioner", "--config",
+                                 str(workspace.config_path), "listen"], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
+    try:
+        wait_for(lambda: log.read_text().count("retrying in") >= 2, 30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    delays = [float(d) for d in re.findall(r"retrying in (\d+(?:\.\d+)?) seconds", log.read_text())]
+    assert delays == sorted(delays) and delays[-1] > delays[0], delays
+    assert code == 128 + signal.SIGTERM
+
+
 def test_a_transport_url_given_twice_or_not_rabbit_is_a_config_error(listen_ws: Workspace) -> None:
     result = listen_ws.homevol("listen", "--once", env={"HOMEVOL_LISTEN__TRANSPORT_URL": "rabbit://x"})
     assert result.code == 2 and "not both" in result.stderr, result.stderr
