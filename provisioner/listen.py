@@ -174,7 +174,13 @@ class Listener:
         try:
             changes = list(self._decoded(messages))
             with self.serial:
-                result = self._apply(changes) if changes else Result.ACK
+                try:
+                    result = self._apply(changes) if changes else Result.ACK
+                except Exception as exc:  # a bug: requeued, it would come back at once, forever
+                    self.metrics.failed += len(changes)
+                    log.error("internal error on %d events (acked; the reconcile retries): %s: %s",
+                              len(changes), type(exc).__name__, printable(str(exc)))
+                    result = Result.ACK
             self._write_metrics()
             return result
         finally:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from provisioner import config
+from provisioner.config import Config, ListenConfig
 from provisioner.errors import ConfigError
-from provisioner.listen import Change, Metrics, Poison, decode, sd_notify
+from provisioner.listen import Change, Listener, Metrics, Poison, Result, decode, sd_notify
 
 PID = "8d3c0f2a" * 4
 SENT = {"message_id": "m1", "timestamp": "2026-12-02 18:30:00.250000"}
@@ -104,3 +105,21 @@ def test_sd_notify_sends_one_datagram_to_notify_socket(tmp_path: Path, monkeypat
         assert server.recv(4096) == b"READY=1\nSTATUS=listening"
     monkeypatch.delenv("NOTIFY_SOCKET")
     sd_notify("WATCHDOG=1")  # outside systemd: nothing, no error
+
+
+class _Broken:
+    """A service whose directory read hits a bug (not a HomevolError)."""
+
+    cfg = Config()
+
+    def read_directory(self) -> None:
+        raise RuntimeError("a bug")
+
+
+def test_a_bug_in_a_batch_is_logged_and_acked_never_a_requeue_loop(caplog: pytest.LogCaptureFixture
+                                                                   ) -> None:
+    listener = Listener(_Broken(), ListenConfig())  # type: ignore[arg-type]
+    message = {"event_type": "instance.update", "payload": nova({"tenant_id": PID}), "metadata": SENT}
+    assert listener.handle([message, message]) is Result.ACK
+    assert listener.metrics.failed == 2
+    assert "internal error on 2 events (acked; the reconcile retries): RuntimeError: a bug" in caplog.text
