@@ -136,6 +136,7 @@ class Listener:
         self.names: dict[str, str] = {}  # every project id → name read so far
         self.serial = threading.Lock()  # one apply at a time: a batch or a reconcile
         self.stopping = threading.Event()
+        self.reconnected = threading.Event()  # set when RabbitMQ came back: reconcile
         self.metrics = Metrics()
         self.last_activity = time.monotonic()
         self.busy = False
@@ -275,6 +276,19 @@ class Listener:
                 log.warning("metrics: cannot write %s: %s", self.cfg.metrics_file, exc.strerror)
 
 
+class _Reconnected(logging.Handler):
+    """oslo.messaging tells of a reconnect only in its log, with no callback. That line asks for
+    a reconcile: what a broker restart took (non-durable queues) is not sent again."""
+
+    def __init__(self, flag: threading.Event) -> None:
+        super().__init__(logging.INFO)
+        self.flag = flag
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "Reconnected to AMQP server" in str(record.msg):
+            self.flag.set()
+
+
 class _Endpoint:
     """oslo.messaging calls ``info`` with a batch; REQUEUE gives the batch back unacked."""
 
@@ -309,7 +323,7 @@ class Server:
 
     def __init__(self, listener: Listener, cfg: ListenConfig) -> None:
         if not log.isEnabledFor(logging.DEBUG):  # their routine INFO lines are not homevol's
-            for name in ("oslo_messaging", "oslo_service", "kombu", "amqp"):
+            for name in ("oslo.messaging", "oslo_messaging", "oslo_service", "kombu", "amqp"):
                 logging.getLogger(name).setLevel(logging.WARNING)
         # oslo.service loads eventlet (never used here), which warns that it is deprecated
         warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
@@ -320,6 +334,9 @@ class Server:
         except ImportError:
             raise HomevolError("homevol listen needs oslo.messaging (pip install 'homevol[listen]')"
                                ) from None
+        rabbit = logging.getLogger("oslo.messaging._drivers.impl_rabbit")  # oslo.log's spelling
+        rabbit.setLevel(min(rabbit.getEffectiveLevel(), logging.INFO))
+        rabbit.addHandler(_Reconnected(listener.reconnected))
         conf = oslo_cfg.ConfigOpts()
         conf([], project="homevol", default_config_files=[], default_config_dirs=[])
         try:
@@ -394,6 +411,11 @@ def run(service: Homevol, once: bool = False) -> Metrics:
             now = time.monotonic()
             if once and not listener.busy and now - listener.last_activity > idle:
                 break
+            if not once and listener.reconnected.is_set():
+                listener.reconnected.clear()
+                log.info("reconnected to RabbitMQ: a full sync, for what the outage took")
+                if not listener.reconcile(wait=False):
+                    listener.reconnected.set()  # a batch is under way: at the next wake-up
             if not once and cfg.reconcile_interval and now >= next_reconcile \
                     and listener.reconcile(wait=False):
                 next_reconcile = time.monotonic() + cfg.reconcile_interval
