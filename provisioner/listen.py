@@ -6,7 +6,8 @@ the payload is trusted for the project id alone. For each batch the listener rea
 directory once, maps ids to names (``Inventory.project_ids``, plus every name seen before, so
 a deleted project is still known), runs ``sync --project`` for each project named, under the
 lock and with every guard, and only then acks. An id the fresh read does not know is logged
-and left to the reconcile: a full sync at start and every ``listen.reconcile_interval``.
+and left to the reconcile: a full sync at start, after a reconnect to the broker, and every
+``listen.reconcile_interval``.
 """
 
 from __future__ import annotations
@@ -154,8 +155,8 @@ class Listener:
                 with self.service.locked():
                     outcome = self.service.sync(directory=directory)
             except HomevolError as exc:
-                log.error("reconcile: %s; the next one is in %gs", printable(str(exc)),
-                          self.cfg.reconcile_interval)
+                log.error("reconcile: %s; events are still applied, the next reconcile tries "
+                          "again", printable(str(exc)))
                 return True
             if outcome.interrupted is not None:
                 self.stopping.set()
