@@ -231,7 +231,10 @@ def test_a_poison_message_is_logged_acked_and_skipped(
     publisher.nova.info({}, "compute.no_such.event", {"nova_object.data": {}})
     publisher.instance("instance.create.end", "x\n\x1b[31mforged line", "10.68.1.99")
     publisher.instance("instance.create.end", "f" * 32, "10.68.1.98")  # an id nobody knows
-    set_directory(listen_ws, BASE, [*BASE_HOSTS, ("beta-2.eqiad.wmflabs", "10.68.2.22", "beta")])
+    hostile = '"evil\\u001b[31m\\nname"'  # a TOML key: ESC and a newline in a project's name
+    set_directory(listen_ws, {**BASE, hostile: "d4" * 16},
+                  [*BASE_HOSTS, ("beta-2.eqiad.wmflabs", "10.68.2.22", "beta")])
+    publisher.instance("instance.create.end", "d4" * 16, "10.68.1.97")  # its valid id
     publisher.instance("instance.create.end", BETA, "10.68.2.22")  # the stream goes on
     wait_for(lambda: clients(listen_ws, "beta") == {"10.68.2.21", "10.68.2.22"})
     assert running.proc.poll() is None
@@ -241,6 +244,8 @@ def test_a_poison_message_is_logged_acked_and_skipped(
     assert "no valid project id (got 'x\\n\\x1b[31mforged line')" in log, log
     assert "compute.no_such.event" in log
     assert f"project id {'f' * 32}: not a project in the directory" in log
+    assert f"project id {'d4' * 16}: not a project in the directory" in log  # never a name
+    assert sorted(listen_ws.exports_files()) == ["homevol-alpha.exports", "homevol-beta.exports"]
     code, out = once(listen_ws)  # nothing was left in the queue
     assert code == 0 and "0 events, 0 applied, 0 failed, 0 skipped" in out, out
 
