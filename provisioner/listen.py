@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import ListenConfig
-from .errors import ApplyError, BackendError, ConfigError, DirectoryError, HomevolError, LockBusy
+from .errors import (
+    ApplyError,
+    BackendError,
+    ConfigError,
+    DirectoryError,
+    HomevolError,
+    InvalidInput,
+    LockBusy,
+)
 from .fsutil import atomic_write
 from .model import Inventory
 from .names import printable
@@ -232,7 +240,12 @@ class Listener:
         kinds = ", ".join(sorted({e.event_type for e in events}))
         try:
             outcome = self._retrying(name, sync)
-        except HomevolError as exc:  # a guard's refusal, a project known nowhere: settled
+        except InvalidInput:  # gone from the directory, and homevol has no volume or export for it
+            self.metrics.applied += len(events)
+            log.info("%s: not in the directory, and no volume or export of homevol's; nothing to "
+                     "do (%d events: %s)", name, len(events), kinds)
+            return Result.ACK
+        except HomevolError as exc:  # a guard's refusal: settled, as for any sync
             self.metrics.failed += len(events)
             log.error("%s: not applied (%d events: %s): %s", name, len(events), kinds,
                       printable(str(exc)))

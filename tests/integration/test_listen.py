@@ -206,6 +206,20 @@ def test_a_project_created_and_deleted_in_keystone(
     assert clients(listen_ws, "alpha") == {"10.68.1.11"}
 
 
+def test_a_project_without_a_home_comes_and_goes_and_nothing_happens(
+        listen_ws: Workspace, listening: Callable[[], Running], publisher: Publisher) -> None:
+    running = listening()  # sync.onboard = "none": a new project gets no home by itself
+    set_directory(listen_ws, {**BASE, "gamma": GAMMA}, BASE_HOSTS)
+    publisher.project("identity.project.created", GAMMA)
+    set_directory(listen_ws, BASE, BASE_HOSTS)
+    publisher.project("identity.project.deleted", GAMMA)
+    wait_for(lambda: "homevol_listen_events_applied_total 2" in
+             (listen_ws.root / "listen.prom").read_text())
+    assert "homevol_listen_events_failed_total 0" in (listen_ws.root / "listen.prom").read_text()
+    assert sorted(listen_ws.exports_files()) == ["homevol-alpha.exports", "homevol-beta.exports"]
+    assert running.proc.poll() is None
+
+
 def test_duplicated_and_reordered_events_are_harmless(
         listen_ws: Workspace, listening: Callable[[], Running], publisher: Publisher) -> None:
     running = listening()
