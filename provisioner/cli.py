@@ -589,8 +589,9 @@ def listen(ctx: click.Context, once: bool) -> None:
     \b
     Nova instance and Keystone project events each mean "this project changed":
     the directory is read again and that project synced (guards and all), then
-    the event is acked. A full sync runs at start and every
-    listen.reconcile_interval seconds. Runs until SIGTERM (systemd Type=notify).
+    the event is acked. A full sync runs at start, after a reconnect to the
+    broker and every listen.reconcile_interval seconds. Runs until SIGTERM
+    (systemd Type=notify); docs/listen.md.
     """
     from . import listen as listen_mod  # oslo.messaging is loaded by this command only
 
