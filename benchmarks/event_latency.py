@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=200)
     parser.add_argument("--hosts", type=int, default=4000)
     parser.add_argument("--events", type=int, default=50)
-    parser.add_argument("--coalesce", type=float, default=0.2)
+    parser.add_argument("--coalesce", type=float, default=0.05)  # listen.coalesce's default
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="homevol-listen-bench-") as tmp:
