@@ -588,6 +588,30 @@ def audit(ctx: click.Context, project: str | None, as_json: bool, as_csv: bool, 
         sys.exit(ExitCode.DRIFT)
 
 
+@cli.command(epilog=EXIT_CODES)
+@click.option("--once", is_flag=True,
+              help="Process the events already queued, then exit (no reconcile); for debugging.")
+@click.pass_context
+def listen(ctx: click.Context, once: bool) -> None:
+    """Apply OpenStack notifications from RabbitMQ, one project at a time.
+
+    \b
+    Nova instance and Keystone project events each mean "this project changed":
+    the directory is read again and that project synced (guards and all), then
+    the event is acked. A full sync runs at start, after a reconnect to the
+    broker and every listen.reconcile_interval seconds. Runs until SIGTERM
+    (systemd Type=notify); docs/listen.md.
+    """
+    from . import listen as listen_mod  # oslo.messaging is loaded by this command only
+
+    metrics = listen_mod.run(_service(ctx), once=once)
+    if once:
+        click.echo(f"{metrics.received} events, {metrics.applied} applied, {metrics.failed} "
+                   f"failed, {metrics.skipped} skipped")
+        if metrics.failed:
+            sys.exit(ExitCode.ERROR)
+
+
 def _colour() -> bool:
     """Colour only for a person at a terminal that wants it (NO_COLOR, TERM=dumb: none)."""
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
@@ -620,6 +644,7 @@ _EXAMPLES = {
     "list": ["homevol list", "homevol list --usage --json"],
     "hook": ["homevol hook instance-created alpha alpha-web1.eqiad.wmflabs",
              "echo '{\"event\": \"project-deleted\", \"project\": \"alpha\"}' | homevol hook"],
+    "listen": ["homevol listen", "homevol listen --once --debug"],
     "audit": ["homevol audit", "homevol audit -p alpha -v",
               "homevol audit --fail-on-drift --prometheus /var/lib/prometheus/node-exporter/homevol.prom"],
     "verify": ["homevol verify", "homevol verify alpha --json"],

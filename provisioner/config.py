@@ -262,6 +262,29 @@ class PlacementConfig:
     mounter: Mounter = Mounter.AUTO
 
 
+# the exchange:topic pairs the cloud publishes to out of the box (field-notes: Nova versioned, Keystone)
+LISTEN_TARGETS = ("nova:versioned_notifications", "keystone:notifications")
+_TARGET_RE = re.compile(r"[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+")
+
+
+@dataclass
+class ListenConfig:
+    """``[listen]``: ``homevol listen``, the notification consumer (docs/listen.md)."""
+
+    transport_url: str = ""  # rabbit://user:pass@host:5672/vhost; or, better, transport_url_file
+    transport_url_file: str = ""  # a file holding the URL (mode 0600), read at start
+    targets: list[str] = field(default_factory=lambda: list(LISTEN_TARGETS))  # exchange:topic
+    pool: str = "homevol"  # its own queue, named so, bound to every target
+    # the cloud's [oslo_messaging_rabbit] amqp_durable_queues: exchanges and queues must agree,
+    # or whoever declares second is refused (PRECONDITION_FAILED), the cloud's publishers too
+    durable: bool = False
+    batch_size: int = 100  # at most this many events are taken (and held unacked) at once
+    coalesce: float = 0.05  # seconds every batch waits for more events (the latency floor)
+    reconcile_interval: float = 600.0  # seconds between full syncs (0: only at start)
+    retry_max: float = 60.0  # seconds: the longest wait between retries of a failed apply
+    metrics_file: str = ""  # a Prometheus textfile, rewritten after every batch (empty: none)
+
+
 @dataclass
 class AuditConfig:
     usage_warning: float = 0.9  # `homevol audit` warns when used / size exceeds this share
@@ -278,6 +301,7 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     placement: PlacementConfig = field(default_factory=PlacementConfig)
+    listen: ListenConfig = field(default_factory=ListenConfig)
     source_path: str = ""  # where this config was read from (not a setting)
 
     @property
@@ -474,6 +498,7 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("backend.default_size", str(exc)) from None
     _validate_exports(cfg.exports)
     _validate_directory(cfg)
+    _validate_listen(cfg.listen)
     if not os.path.isabs(cfg.placement.units_dir):
         raise ConfigError("placement.units_dir", "must be an absolute path")
     if cfg.placement.mount_timeout <= 0:
@@ -550,6 +575,29 @@ def _validate_directory(cfg: Config) -> None:
         if not ldap.write_bind_dn or not ldap.write_password_file:
             raise ConfigError("directory.ldap.write_bind_dn",
                               "netgroup mode needs write_bind_dn and write_password_file")
+
+
+def _validate_listen(listen: ListenConfig) -> None:
+    if listen.transport_url and listen.transport_url_file:
+        raise ConfigError("listen.transport_url", "give transport_url or transport_url_file, not both")
+    if listen.transport_url and not listen.transport_url.startswith(("rabbit://", "kombu+")):
+        raise ConfigError("listen.transport_url", "must be a rabbit:// URL")
+    if listen.transport_url_file and not os.path.isabs(listen.transport_url_file):
+        raise ConfigError("listen.transport_url_file", "must be an absolute path")
+    if not listen.targets or not all(_TARGET_RE.fullmatch(t) for t in listen.targets):
+        raise ConfigError("listen.targets", 'one or more "exchange:topic" entries, e.g. '
+                          '"nova:versioned_notifications"')
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", listen.pool):
+        raise ConfigError("listen.pool", "letters, digits, '.', '_' and '-' only")
+    if not 1 <= listen.batch_size <= 10000:
+        raise ConfigError("listen.batch_size", "must be between 1 and 10000")
+    for key in ("coalesce", "retry_max"):
+        if getattr(listen, key) <= 0:
+            raise ConfigError(f"listen.{key}", "must be positive")
+    if listen.reconcile_interval < 0:
+        raise ConfigError("listen.reconcile_interval", "must be 0 (only at start) or more")
+    if listen.metrics_file and not os.path.isabs(listen.metrics_file):
+        raise ConfigError("listen.metrics_file", "must be an absolute path")
 
 
 def _validate_openstack(os_cfg: OpenStackConfig) -> None:

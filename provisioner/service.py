@@ -142,9 +142,9 @@ class Homevol:
         return outcome
 
     # ----- commands ------------------------------------------------------------------------
-    def sync(self, *, project: str | None = None, dry_run: bool = False, force: bool = False
-             ) -> Outcome:
-        world = _known(self.observe(_scope(project)))
+    def sync(self, *, project: str | None = None, dry_run: bool = False, force: bool = False,
+             directory: Directory | None = None) -> Outcome:
+        world = _known(self.observe(_scope(project), directory=directory))
         return self.decide(world, Intent(Command.SYNC), dry_run=dry_run, force=force)
 
     def exports(self, *, project: str | None = None, dry_run: bool = False, force: bool = False,

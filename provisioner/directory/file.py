@@ -3,6 +3,7 @@
     [projects.alpha]
     gid = 61001          # optional
     home = true          # optional: the opt-in that ``sync.onboard = "opt-in"`` honours
+    id = "8d3c..."       # optional: the cloud's project id, which ``homevol listen`` events carry
 
     [[hosts]]
     name = "alpha-web1.eqiad.wmflabs"   # or names = [...]
@@ -32,7 +33,7 @@ def _strings(entry: dict[str, Any], one: str, many: str, where: str) -> tuple[st
 
 
 _TOP_KEYS = frozenset({"projects", "hosts"})
-_PROJECT_KEYS = frozenset({"gid", "home"})
+_PROJECT_KEYS = frozenset({"gid", "home", "id"})
 _HOST_KEYS = frozenset({"name", "names", "address", "addresses", "project", "projects"})
 
 
@@ -69,7 +70,11 @@ def read_file(path: str) -> Snapshot:
         home = entry.get("home", False)
         if not isinstance(home, bool):
             raise DirectoryError(f"inventory: projects.{name}.home must be true or false")
-        projects.append(RawProject(dn=f"projects.{name}", name=name, gid=gid, wants_home=home))
+        project_id = entry.get("id")
+        if project_id is not None and not isinstance(project_id, str):
+            raise DirectoryError(f"inventory: projects.{name}.id must be a string")
+        projects.append(RawProject(dn=f"projects.{name}", name=name, gid=gid, wants_home=home,
+                                   id=project_id))
     hosts = []
     for index, entry in enumerate(hosts_list):
         where = f"hosts[{index}]"

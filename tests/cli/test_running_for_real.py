@@ -15,7 +15,8 @@ from provisioner.placement import MountPlan, MountSpec, render_unit, unit_name
 from tests.conftest import REPO, Workspace, require
 
 UNITS = REPO / "systemd"
-SHIPPED = ("homevol-sync.service", "homevol-sync.timer", "homevol-audit.service", "homevol-audit.timer")
+SHIPPED = ("homevol-sync.service", "homevol-sync.timer", "homevol-audit.service", "homevol-audit.timer",
+           "homevol-listen.service")
 GUIDE = REPO / "docs" / "operator-guide.md"
 
 
@@ -62,6 +63,13 @@ def test_the_sync_unit_sandbox_leaves_mounts_to_systemd_and_logs_everything() ->
     for option in ("PrivateMounts", "MountFlags", "KillMode", "Delegate"):
         assert option not in service  # mounts are PID 1's; the unit keeps no FUSE daemon
     assert 'placement.mounter = "direct"' in (UNITS / "homevol-sync.service").read_text()
+
+
+def test_the_listener_unit_tells_systemd_it_is_ready_and_alive() -> None:
+    service = _unit("homevol-listen.service")["Service"]
+    assert service["ExecStart"] == "/usr/local/bin/homevol listen"  # no --once
+    assert service["Type"] == "notify" and int(service["WatchdogSec"]) > 0
+    assert service["Restart"] == "on-failure" and service["ProtectSystem"] == "strict"
 
 
 def test_the_audit_timer_writes_the_prometheus_textfile_read_only() -> None:

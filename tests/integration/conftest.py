@@ -12,12 +12,14 @@ from tests.support import ceph as ceph_support
 from tests.support import gluster as gluster_support
 from tests.support import nfs_stack as nfs_stack_support
 from tests.support import openstack_services as openstack_support
+from tests.support import rabbitmq as rabbitmq_support
 from tests.support import slapd as slapd_support
 from tests.support.ceph import CephCluster
 from tests.support.gluster import Glusterd
 from tests.support.nfs_stack import NfsStack
 from tests.support.openstack_data import OpenStackData, seed_messy_cloud
 from tests.support.openstack_services import Cloud
+from tests.support.rabbitmq import RabbitMQ
 from tests.support.slapd import Slapd
 
 
@@ -127,3 +129,16 @@ def openstack_workspace(workspace: Workspace, openstack_cloud: OpenStackData) ->
     workspace.configure(directory=openstack_support.directory_settings(
         openstack_cloud.cloud, workspace.root / "openstack.password"))
     return workspace
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
+    """One private RabbitMQ on loopback for the session (its own epmd); stopped by pid."""
+    require(rabbitmq_support.available(), "RabbitMQ (Debian package rabbitmq-server)")
+    broker = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"))
+    broker.prepare()
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
