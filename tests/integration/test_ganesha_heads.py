@@ -16,7 +16,7 @@ from provisioner.config import GaneshaExportsConfig
 from provisioner.exports.ganesha import _Server
 from tests.conftest import Workspace
 from tests.support.ceph import CephCluster
-from tests.support.nfs_stack import HOSTS, NfsStack
+from tests.support.nfs_stack import NfsStack, write_inventory
 from tests.support.rados_head import (
     CONFIG_OBJECT,
     NAMESPACES,
@@ -46,14 +46,6 @@ def heads(tmp_path_factory: pytest.TempPathFactory, ceph_cluster: CephCluster,
         for head in made:
             head.stop()
         grace(ceph_cluster, NAMESPACE, "remove", *NODES)
-
-
-def _inventory(ws: Workspace, hosts: dict[str, list[str]]) -> None:
-    text = "".join(f"[projects.{p}]\n" for p in hosts)
-    for project, namespaces in hosts.items():
-        text += "".join(f'[[hosts]]\nname = "{ns.lower()}.{project}"\naddress = "{HOSTS[ns]}"\n'
-                        f'project = "{project}"\n' for ns in namespaces)
-    (ws.root / "inventory.toml").write_text(text)
 
 
 @pytest.fixture
@@ -99,13 +91,13 @@ def _hidden(stack: NfsStack, ns: str, server: str, project: str) -> bool:
 
 def test_a_projects_change_is_effective_on_every_head(cluster_ws: Workspace, heads: list[RadosHead],
                                                       nfs_stack: NfsStack) -> None:
-    _inventory(cluster_ws, {"hall": ["hvA"]})
+    write_inventory(cluster_ws.root, {"hall": ["hvA"]})
     result = cluster_ws.homevol("onboard", "hall")
     assert result.code == 0, result.stderr + result.stdout
     for head in heads:
         assert _allowed(nfs_stack, "hvA", head.address, "hall"), head.node
         assert _hidden(nfs_stack, "hvB", head.address, "hall"), head.node
-    _inventory(cluster_ws, {"hall": ["hvA", "hvB"]})
+    write_inventory(cluster_ws.root, {"hall": ["hvA", "hvB"]})
     assert cluster_ws.homevol("sync").code == 0
     for head in heads:  # by DBus on each head: none was restarted
         assert _allowed(nfs_stack, "hvB", head.address, "hall"), head.node
@@ -127,7 +119,7 @@ def test_a_projects_change_is_effective_on_every_head(cluster_ws: Workspace, hea
 
 def test_a_client_goes_on_through_another_head_when_its_head_dies(
         cluster_ws: Workspace, heads: list[RadosHead], nfs_stack: NfsStack) -> None:
-    _inventory(cluster_ws, {"hfail": ["hvA"]})
+    write_inventory(cluster_ws.root, {"hfail": ["hvA"]})
     assert cluster_ws.homevol("onboard", "hfail").code == 0
     dead, survivor = heads[0], heads[1]
     assert _allowed(nfs_stack, "hvA", dead.address, "hfail")

@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import REPO, Workspace
 from tests.support.ceph import CephCluster
-from tests.support.nfs_stack import HOSTS, NfsStack
+from tests.support.nfs_stack import NfsStack, write_inventory
 from tests.support.rados_head import CONFIG_OBJECT, NAMESPACES, POOL, RadosHead, prepare_pool
 from tests.support.rados_head import rados as rados_in
 
@@ -42,14 +42,6 @@ def head(tmp_path_factory: pytest.TempPathFactory, ceph_cluster: CephCluster,
         yield server
     finally:
         server.stop()
-
-
-def _inventory(ws: Workspace, hosts: dict[str, list[str]]) -> None:
-    text = "".join(f"[projects.{p}]\n" for p in hosts)
-    for project, namespaces in hosts.items():
-        text += "".join(f'[[hosts]]\nname = "{ns.lower()}.{project}"\naddress = "{HOSTS[ns]}"\n'
-                        f'project = "{project}"\n' for ns in namespaces)
-    (ws.root / "inventory.toml").write_text(text)
 
 
 def _settings(ws: Workspace, head: RadosHead, pointers: Path, conf: Path | None = None) -> dict[str, object]:
@@ -82,7 +74,7 @@ def _export_id(cluster: CephCluster, project: str) -> int:
 
 def test_a_home_is_served_from_its_rados_object_and_only_to_its_instances(
         rados_ws: Workspace, head: RadosHead, nfs_stack: NfsStack) -> None:
-    _inventory(rados_ws, {"ralpha": ["hvA"]})
+    write_inventory(rados_ws.root, {"ralpha": ["hvA"]})
     result = rados_ws.homevol("onboard", "ralpha")
     assert result.code == 0, result.stderr + result.stdout
     assert "homevol-ralpha" in rados(head.cluster, "ls").stdout.split()
@@ -96,11 +88,11 @@ def test_a_home_is_served_from_its_rados_object_and_only_to_its_instances(
 
 def test_a_restarted_head_loads_the_set_and_a_change_reaches_it_without_a_restart(
         rados_ws: Workspace, head: RadosHead, nfs_stack: NfsStack) -> None:
-    _inventory(rados_ws, {"ralpha": ["hvA"]})
+    write_inventory(rados_ws.root, {"ralpha": ["hvA"]})
     assert rados_ws.homevol("onboard", "ralpha").code == 0
     head.restart()  # knows only the config object: the export must come from RADOS
     assert _ls(nfs_stack, "hvA", "ralpha") == 0
-    _inventory(rados_ws, {"ralpha": ["hvA", "hvB"]})
+    write_inventory(rados_ws.root, {"ralpha": ["hvA", "hvB"]})
     result = rados_ws.homevol("sync")
     assert result.code == 0, result.stderr + result.stdout
     assert _ls(nfs_stack, "hvB", "ralpha") == 0  # by DBus, the head was not restarted
@@ -111,7 +103,7 @@ def test_a_restarted_head_loads_the_set_and_a_change_reaches_it_without_a_restar
 
 def test_two_hosts_racing_on_one_set_lose_no_update_and_share_no_export_id(
         rados_ws: Workspace, head: RadosHead, nfs_stack: NfsStack, tmp_path: Path) -> None:
-    _inventory(rados_ws, {"rbeta": ["hvA"], "rgamma": ["hvB"]})
+    write_inventory(rados_ws.root, {"rbeta": ["hvA"], "rgamma": ["hvB"]})
     other = Workspace(tmp_path / "host2")  # another NFS host: its own state, the same set and storage
     other.root.mkdir()
     other.settings = {**rados_ws.settings, "state_dir": str(other.root / "state"),
@@ -134,7 +126,7 @@ def test_two_hosts_racing_on_one_set_lose_no_update_and_share_no_export_id(
 
 def test_rados_unreachable_is_one_clear_error_and_nothing_is_half_applied(
         rados_ws: Workspace, head: RadosHead, nfs_stack: NfsStack) -> None:
-    _inventory(rados_ws, {"ralpha": ["hvA"], "rbeta": ["hvB"]})
+    write_inventory(rados_ws.root, {"ralpha": ["hvA"], "rbeta": ["hvB"]})
     assert rados_ws.homevol("onboard", "ralpha").code == 0
     dead = rados_ws.root / "dead-ceph.conf"  # a monitor nobody listens on
     dead.write_text(re.sub(r"mon host = .*", "mon host = [v2:127.0.0.1:9,v1:127.0.0.1:10]",

@@ -37,6 +37,15 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
+def write_inventory(root: Path, hosts: dict[str, list[str]]) -> None:
+    """``root/inventory.toml``: each project, with one host per client namespace named."""
+    text = "".join(f"[projects.{p}]\n" for p in hosts)
+    for project, namespaces in hosts.items():
+        text += "".join(f'[[hosts]]\nname = "{ns.lower()}.{project}"\naddress = "{HOSTS[ns]}"\n'
+                        f'project = "{project}"\n' for ns in namespaces)
+    (root / "inventory.toml").write_text(text)
+
+
 def start_dbus(workdir: Path, address: str) -> int:
     """A private system bus listening on ``address`` (root may own any name); its pid."""
     (workdir / "bus.conf").write_text(f"""<!DOCTYPE busconfig PUBLIC
