@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import os
 import socket
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,13 @@ def parse_cli_output(what: str, stdout: str, stderr: str = "", exit_code: int = 
     return root
 
 
+# Questions that change nothing: asked again when the CLI answers nothing at all (exit 0, no
+# output), which a real glusterd 10.3 does now and then under load; a change is never repeated.
+_QUERIES = (("volume", "info"), ("volume", "status"), ("volume", "get"), ("volume", "list"),
+            ("pool", "list"), ("peer", "status"))
+_QUERY_TRIES = 3
+
+
 class GlusterCLI:
     """The one door to the gluster CLI (wrapped with ``sh``)."""
 
@@ -85,6 +93,19 @@ class GlusterCLI:
         self.cfg = cfg
 
     def run(self, *args: str) -> ET.Element:
+        query = tuple(args[:2]) in _QUERIES or (args[:2] == ("volume", "quota") and "list" in args)
+        attempt = 1
+        while True:
+            try:
+                return self._run_once(*args)
+            except GlusterError as exc:
+                if not query or attempt >= _QUERY_TRIES or "without output" not in str(exc):
+                    raise
+            log.debug("gluster %s answered nothing; asking again", " ".join(args))
+            time.sleep(0.2 * attempt)
+            attempt += 1
+
+    def _run_once(self, *args: str) -> ET.Element:
         what = " ".join(args)
         base = ["--mode=script", "--xml", f"--timeout={max(1, int(self.cfg.timeout))}"]
         if self.cfg.glusterd_socket:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 
 from backends.gluster import (
+    GlusterCLI,
     GlusterdDown,
     GlusterError,
     auth_allow_value,
@@ -12,6 +15,7 @@ from backends.gluster import (
     parse_quota,
     parse_volume_info,
 )
+from backends.gluster_config import GlusterBackendConfig
 from provisioner import config as config_mod
 from provisioner.errors import BackendError, ConfigError
 
@@ -100,3 +104,31 @@ def test_a_valid_gluster_config_loads() -> None:
         "HOMEVOL_CONFIG": "", "HOMEVOL_BACKEND__NAME": "gluster", "HOMEVOL_BACKEND__GLUSTER__REPLICA": "2",
         "HOMEVOL_BACKEND__GLUSTER__BRICKS": "198.18.0.1:/srv/bricks,198.18.0.2:/srv/b"})
     assert cfg.backend.gluster.bricks == ["198.18.0.1:/srv/bricks", "198.18.0.2:/srv/b"]
+
+
+class _Flaky(GlusterCLI):
+    """Answers nothing (exit 0, no output) the first ``silent`` times, as glusterd sometimes does."""
+
+    def __init__(self, silent: int) -> None:
+        super().__init__(GlusterBackendConfig())
+        self.silent = silent
+        self.calls: list[tuple[str, ...]] = []
+
+    def _run_once(self, *args: str) -> ET.Element:
+        self.calls.append(args)
+        answer = "" if len(self.calls) <= self.silent else "<cliOutput><opRet>0</opRet></cliOutput>"
+        return parse_cli_output(" ".join(args), answer, "", 0)
+
+
+def test_a_query_answered_with_nothing_is_asked_again_a_change_never() -> None:
+    flaky = _Flaky(silent=2)
+    assert flaky.run("volume", "info", "all").findtext("opRet") == "0"
+    assert len(flaky.calls) == 3
+    change = _Flaky(silent=1)
+    with pytest.raises(GlusterError, match="without output"):
+        change.run("volume", "set", "home-alpha", "auth.allow", "10.0.0.1")
+    assert len(change.calls) == 1
+    always = _Flaky(silent=9)
+    with pytest.raises(GlusterError):
+        always.run("volume", "info", "all")
+    assert len(always.calls) == 3
