@@ -16,7 +16,7 @@ from provisioner.directory.openstack import OpenStackDirectory, read_openstack
 from tests.conftest import Workspace
 from tests.integration.conftest import onboard_all
 from tests.support.openstack_data import EXPECTED_FIXED, R1, READER_PW, OpenStackData
-from tests.support.openstack_services import admin_connection
+from tests.support.openstack_services import IMAGE, admin_connection
 
 ALL = ("alpha", "beta", "gamma", "zeta", "epsilon")
 
@@ -97,6 +97,41 @@ def test_the_least_privilege_reader_sees_the_same_clients(openstack_workspace: W
     _as_observer(openstack_workspace)
     plan = _plan(openstack_workspace)
     assert _ours(_clients(plan)) == EXPECTED_FIXED
+
+
+DEDICATED_PW = "dedicated-secret"
+
+
+def _dedicated_reader(cloud: Any) -> Any:
+    """examples/openstack/reader-role.sh through the API: homevol-reader implies reader, held on
+    homevol's own project; the suite's Keystone and Nova run the shipped policy files."""
+    role, reader = cloud.role("homevol-reader"), cloud.role("reader")
+    response = cloud.admin.identity.put(f"/roles/{role.id}/implies/{reader.id}")
+    assert response.status_code in (200, 201), response.text
+    own = cloud.admin.identity.create_project(name="homevol-svc", domain_id="default")
+    return cloud.user("homevol-dedicated", DEDICATED_PW, {str(own.id): "homevol-reader"})
+
+
+def test_a_dedicated_reader_role_reads_every_project_without_admin(
+        openstack_workspace: Workspace, openstack_cloud: OpenStackData) -> None:
+    import openstack
+    from openstack import exceptions
+
+    _dedicated_reader(openstack_cloud.cloud)
+    _onboard_everything(openstack_workspace)
+    password = openstack_workspace.root / "dedicated.password"
+    password.write_text(DEDICATED_PW + "\n")
+    openstack_workspace.configure(directory={"openstack": {
+        "username": "homevol-dedicated", "password_file": str(password), "project": "homevol-svc"}})
+    assert _ours(_clients(_plan(openstack_workspace))) == EXPECTED_FIXED
+    # the role reads and never writes: no project, no server, not even in its own project
+    conn = openstack.connect(auth_url=openstack_cloud.cloud.keystone.url, username="homevol-dedicated",
+                             password=DEDICATED_PW, project_name="homevol-svc",
+                             user_domain_name="Default", project_domain_name="Default", region_name=R1)
+    with pytest.raises(exceptions.ForbiddenException):
+        conn.identity.create_project(name="not-by-homevol", domain_id="default")
+    with pytest.raises(exceptions.ForbiddenException):
+        conn.compute.create_server(name="not-by-homevol", flavor_id="1", image_id=IMAGE, networks="none")
 
 
 def test_all_projects_mode_makes_a_constant_number_of_calls(openstack_workspace: Workspace,

@@ -154,6 +154,8 @@ def main():
     # placement's fixture turns the new policy defaults off for the whole process: Nova 34's
     # real default is on, and without it a reader could create servers
     CONF.set_override("enforce_new_defaults", True, group="oslo_policy")
+    if settings.get("policy_file"):
+        CONF.set_override("policy_file", settings["policy_file"], group="oslo_policy")
     from nova import policy as nova_policy
 
     nova_policy.reset()

@@ -21,6 +21,7 @@ from tests.support.slapd import free_port
 REPO = Path(__file__).resolve().parent.parent.parent
 VENV = Path(os.environ.get("HOMEVOL_OPENSTACK_VENV", REPO / ".openstack-venv"))
 HARNESS = Path(__file__).resolve().parent / "nova_harness.py"
+POLICIES = REPO / "examples" / "openstack"  # what docs/openstack.md tells an operator to install
 ADMIN_PW = "admin-secret"
 NOVA_PW = "nova-secret"
 REGIONS = ("RegionOne", "RegionTwo")
@@ -72,6 +73,9 @@ enabled = false
 [identity]
 # bcrypt's cheapest cost: with the default every token takes ~1 s of CPU on this machine
 password_hash_rounds = 4
+[oslo_policy]
+# the shipped overrides for the dedicated reader role: the defaults, plus that role
+policy_file = {POLICIES / "keystone-policy.yaml"}
 """)
         self._manage("db_sync")
         self._manage("fernet_setup", "--keystone-user", str(os.getuid()),
@@ -120,7 +124,8 @@ class NovaHarness:
         _link_paste_config()
         settings = self.workdir / "harness.json"
         settings.write_text(json.dumps({"keystone": {
-            "auth_url": self.keystone.url, "username": "nova", "password": NOVA_PW, "project": "service"}}))
+            "auth_url": self.keystone.url, "username": "nova", "password": NOVA_PW, "project": "service"},
+            "policy_file": str(POLICIES / "nova-policy.yaml")}))
         log: IO[bytes] = (self.workdir / "nova.log").open("wb")
         self.proc = subprocess.Popen(
             [str(VENV / "bin" / "python"), str(HARNESS), str(settings)], stdin=subprocess.PIPE,
