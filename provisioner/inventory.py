@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 
 from .directory import Snapshot
 from .model import Finding, Host, Inventory, Project, RawHost, Severity
-from .names import is_exportable_address, normalise_hostname, parse_ipv4, project_name_problem
+from .names import (
+    is_exportable_address,
+    is_host_address,
+    normalise_hostname,
+    parse_ipv4,
+    project_name_problem,
+)
 
 INFO, WARNING, ERROR = Severity.INFO, Severity.WARNING, Severity.ERROR
 
@@ -179,12 +185,6 @@ def _drop_shared_gids(projects: dict[str, Project], findings: list[Finding]) -> 
             projects[name] = Project(old.name, old.dn, None, old.wants_home)
 
 
-def _is_host_address(addr: ipaddress.IPv4Address) -> bool:
-    """0.0.0.0 or 255.255.255.255 would mean everyone; no network setting can make them a client."""
-    return not (addr.is_unspecified or addr.is_loopback or addr.is_multicast or addr.is_link_local
-                or addr == ipaddress.IPv4Address("255.255.255.255") or addr.is_reserved)
-
-
 def _identities(
     raw: RawHost, label: str, networks: tuple[ipaddress.IPv4Network, ...], findings: list[Finding]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -195,7 +195,7 @@ def _identities(
         if addr is None:
             findings.append(Finding("invalid-address", f"{raw.dn}: {value!r} is not an IPv4 address",
                                     project=project, host=label))
-        elif not _is_host_address(addr):
+        elif not is_host_address(addr):
             if raw.projects:
                 findings.append(Finding("unusable-address", f"{raw.dn}: {addr} is not the address "
                                         "of one host (unspecified, broadcast, loopback, multicast "

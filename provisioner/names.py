@@ -71,6 +71,19 @@ PRIVATE_NETWORKS = parse_networks(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/1
 _PRIVATE_RANGES = tuple((int(net.network_address), int(net.netmask)) for net in PRIVATE_NETWORKS)
 
 
+# never a host, whatever the configuration: 0.0.0.0 (unspecified), 127/8 (loopback), 169.254/16
+# (link-local), 224/4 (multicast), 240/4 (reserved, with 255.255.255.255): ipaddress's own
+# ranges for these properties, in integers because this runs once per address of the directory
+_NEVER_HOSTS = tuple((int(net.network_address), int(net.netmask)) for net in parse_networks(
+    ["0.0.0.0/32", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4"]))
+
+
+def is_host_address(addr: ipaddress.IPv4Address) -> bool:
+    """0.0.0.0 or 255.255.255.255 would mean everyone; no network setting can make them a client."""
+    value = int(addr)
+    return not any(value & mask == network for network, mask in _NEVER_HOSTS)
+
+
 def is_exportable_address(
     addr: ipaddress.IPv4Address, extra_networks: Iterable[ipaddress.IPv4Network] = ()
 ) -> bool:

@@ -28,7 +28,7 @@ from ..config import LdapConfig
 from ..errors import DirectoryError
 from ..model import RawHost, RawNetgroup, RawProject
 from ..netgroup import NETGROUP_MARK
-from . import Snapshot
+from . import Snapshot, ber
 
 _PAGED_OID = "1.2.840.113556.1.4.319"
 _SIZE_LIMIT_EXCEEDED = 4  # a probe asking for one entry where there are more: "yes"
@@ -133,6 +133,7 @@ class LdapDirectory:
                 auto_range=False,
             )
             conn.strategy.decode_response_fast = _lean_entry_decoder(conn.strategy)
+            ber.install()
             if not conn.open() and conn.closed:
                 raise DirectoryError(f"ldap: cannot connect to {', '.join(cfg.uris)}")
             if cfg.start_tls and not conn.start_tls():

@@ -5,9 +5,12 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from provisioner.names import (
     is_exportable_address,
+    is_host_address,
     is_project_name,
     normalise_hostname,
     parse_ipv4,
@@ -60,3 +63,16 @@ def test_configured_networks_admit_public_addresses_but_never_loopback() -> None
     nets = [ipaddress.IPv4Network("198.18.0.0/15"), ipaddress.IPv4Network("127.0.0.0/8")]
     assert is_exportable_address(ipaddress.IPv4Address("198.18.1.11"), nets)
     assert not is_exportable_address(ipaddress.IPv4Address("127.0.0.1"), nets)
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1))
+@example(0)
+@example(2**32 - 1)
+@example(0x7F000001)
+@example(0xA9FE0001)
+@example(0xE0000000)
+def test_a_host_address_is_what_ipaddress_calls_no_special_range(value: int) -> None:
+    addr = ipaddress.IPv4Address(value)
+    special = (addr.is_unspecified or addr.is_loopback or addr.is_multicast or addr.is_link_local
+               or addr.is_reserved or addr == ipaddress.IPv4Address("255.255.255.255"))
+    assert is_host_address(addr) is not special
