@@ -111,6 +111,8 @@ class Harness(integrated_helpers._IntegratedTestBase):
             CONF.set_override(key, value, group=group)
         # the harness's default driver holds 8 tiny servers; the plain fake one holds thousands
         self.flags(compute_driver="fake.FakeDriver")
+        # the benchmark boots 20 servers per project; Nova's default quota is 10 instances
+        self.flags(instances=-1, cores=-1, ram=-1, group="quota")
         super()._setup_services()
 
 
