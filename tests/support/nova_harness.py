@@ -6,7 +6,9 @@ Keystone, real policy with ``enforce_new_defaults``), conductor, scheduler, comp
 the fake virt driver, and the real placement app. What is not: Neutron and Glance are Nova's own
 fixtures. The Neutron fixture is adapted so each port belongs to the project that asked for it
 and carries the fixed address (and the floating address) the test chose, on the network it
-chose, through a small control path ``/_harness/ports`` on the same socket.
+chose, through a small control path ``/_harness/ports`` on the same socket; a network made through
+``/_harness/networks`` gives the ports Nova creates on it the next free address (many servers
+booted in one request, as the benchmark does).
 
 Usage: ``nova_harness.py CONFIG.json``; prints ``READY <port>`` once it serves.
 """
@@ -20,6 +22,7 @@ os.environ["OS_NOVA_DISABLE_EVENTLET_PATCHING"] = "1"
 importlib.import_module("nova.tests.functional")  # before oslo.messaging: else the server thread hangs
 
 import copy  # noqa: E402
+import ipaddress  # noqa: E402
 import json  # noqa: E402
 import socketserver  # noqa: E402
 import threading  # noqa: E402
@@ -41,8 +44,12 @@ class ProjectPorts:
     def __init__(self, neutron):
         self.neutron = neutron
         self.floating = {}  # port id -> floating address
+        self.pools = {}  # network id -> the next host number of a network that allocates itself
+        self.lock = threading.Lock()
+        self._fixture_create_port = neutron.create_port
         neutron.list_subnets = self.list_subnets
         neutron.list_floatingips = self.list_floatingips
+        neutron.create_port = self.create_port
 
     def network(self, name, cidr):
         for net in self.neutron._networks.values():
@@ -69,6 +76,30 @@ class ProjectPorts:
         if floating:
             self.floating[port["id"]] = floating
         return port["id"]
+
+    def allocating(self, network, cidr):
+        """A network whose ports Nova itself creates (``networks=[{"uuid": ...}]``, many servers
+        in one request): each port gets the next address of ``cidr`` and the booting project."""
+        net = self.network(network, cidr)
+        net["shared"] = True
+        self.pools.setdefault(net["id"], 2)
+        return net["id"]
+
+    def create_port(self, body=None):
+        wanted = (body or {}).get("port", {})
+        net_id = wanted.get("network_id")
+        if net_id not in self.pools:
+            return self._fixture_create_port(body)
+        net = self.neutron._networks[net_id]
+        with self.lock:
+            host = self.pools[net_id]
+            self.pools[net_id] = host + 1
+        base = ipaddress.ip_network(self.neutron._subnets[net["subnets"][0]]["cidr"])
+        project_id = wanted.get("tenant_id") or wanted.get("project_id")
+        port_id = self.create(project_id, net["name"], str(base), str(base[host]))
+        port = self.neutron._ports[port_id]
+        port.update({k: v for k, v in wanted.items() if k in ("device_id", "device_owner")})
+        return {"port": copy.deepcopy(port)}
 
     def list_subnets(self, retrieve_all=True, **params):
         wanted = params.get("id")
@@ -113,12 +144,20 @@ class Harness(integrated_helpers._IntegratedTestBase):
         self.flags(compute_driver="fake.FakeDriver")
         # the benchmark boots 20 servers per project; Nova's default quota is 10 instances
         self.flags(instances=-1, cores=-1, ram=-1, group="quota")
+        # every claim reads each allocation on the host (one placement call per server: boots
+        # slow down as the host fills) for a reshape only a driver that moves inventory needs;
+        # the fake driver never does
+        from nova.scheduler.client import report
+
+        report.SchedulerReportClient.get_allocations_for_provider_tree = lambda self, ctx, node: {}
         super()._setup_services()
 
 
 def _control(ports, environ):
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+    if environ.get("PATH_INFO") == "/_harness/networks":
+        return json.dumps({"network_id": ports.allocating(body["network"], body["cidr"])}).encode()
     port_id = ports.create(body["project_id"], body["network"], body["cidr"], body["ip"],
                            body.get("floating"))
     return json.dumps({"port_id": port_id}).encode()
