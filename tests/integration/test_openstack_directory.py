@@ -249,9 +249,9 @@ def silent_endpoint() -> Iterator[str]:
 
 
 def _refused(ws: Workspace, **openstack: Any) -> None:
-    onboard_all(ws, "alpha", "gamma")
-    assert ws.homevol("sync").code == 0
+    _onboard_everything(ws)
     before = ws.exports_files()
+    assert before
     ws.configure(directory={"openstack": openstack})
     result = ws.homevol("sync")
     assert result.code == 3, result.stdout + result.stderr
