@@ -9,15 +9,15 @@ as a ceph-fuse or glusterfs home is.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from provisioner.placement import read_mounts, unit_name
-from tests.conftest import REPO, require
-from tests.support.systemd_container import SystemdContainer, missing_prerequisite
+from tests.conftest import REPO
+from tests.support.homevol_box import homevol_box
+from tests.support.systemd_container import SystemdContainer
 
 HOME = "/export/home/alpha"
 UNIT = unit_name(HOME)
@@ -29,38 +29,9 @@ onboard = "all"
 name = "tmpfs-test"
 """
 INVENTORY = '[projects.alpha]\n[[hosts]]\nname = "a.x"\naddress = "10.0.0.1"\nproject = "alpha"\n'
-# the test's interpreter may live under /root (pyenv): let the sandboxed service read it
-HOME_DROPIN = "ProtectHome=read-only\n"
-# a checkout under /tmp (a CI clone) is hidden by the service's PrivateTmp=yes: keep it visible
-TMP_DROPIN = "PrivateTmp=no\n"
-
-
-def _under(path: Path, *bases: str) -> bool:
-    return any(path.is_relative_to(base) for base in bases)
-
-
-def _box(root: Path, service_env: str = "") -> SystemdContainer:
-    """A container with homevol (the stand-in backend), its config and one project."""
-    missing = missing_prerequisite()
-    require(not missing, missing or "a bootable systemd")
-    python = Path(sys.base_prefix).resolve()
-    box = SystemdContainer(root, binds=(str(REPO), str(python)))
-    box.add("/usr/local/bin/homevol", f'#!/bin/sh\nexec {sys.executable} '
-            f'{REPO}/tests/support/standin_homevol.py "$@"\n', mode=0o755)
-    box.add("/etc/homevol/config.toml", CONFIG)
-    box.add("/etc/homevol/inventory.toml", INVENTORY)
-    used = (python, REPO.resolve(), Path(sys.executable).resolve())
-    dropin = "[Service]\n" + (HOME_DROPIN if any(_under(p, "/root", "/home") for p in used) else "") \
-        + (TMP_DROPIN if any(_under(p, "/tmp", "/var/tmp") for p in used) else "") \
-        + (f"Environment={service_env}\n" if service_env else "")
-    for service in ("homevol-sync.service", "homevol-audit.service"):
-        box.add(f"/etc/systemd/system/{service}.d/test.conf", dropin)
-    return box
-
-
 @pytest.fixture
 def container(tmp_path: Path) -> Iterator[SystemdContainer]:
-    box = _box(tmp_path)
+    box = homevol_box(tmp_path, CONFIG, INVENTORY)
     try:
         box.boot()
         yield box
@@ -110,7 +81,7 @@ def test_the_sync_service_mounts_a_home_that_outlives_it_and_comes_back_after_a_
 def test_a_home_mounted_directly_inside_the_sandboxed_service_is_invisible_to_pid1(
         tmp_path: Path) -> None:
     """Why the systemd mounter: the service's private mount namespace keeps a direct mount."""
-    box = _box(tmp_path, service_env="HOMEVOL_PLACEMENT__MOUNTER=direct")
+    box = homevol_box(tmp_path, CONFIG, INVENTORY, service_env="HOMEVOL_PLACEMENT__MOUNTER=direct")
     try:
         box.boot()
         box.run(f"{REPO}/scripts/install-units")

@@ -10,7 +10,8 @@ namespace (``unshare --mount``) whose only processes are a shell and systemd-nsp
 they exit the namespace and every mount in it go away, and nothing ever propagates to the host.
 A reboot inside makes nspawn exit 133; the shell then boots the same root again.
 
-Commands run inside with ``nsenter`` into PID 1's mount and pid namespaces. Stopping signals
+Commands run inside with ``nsenter`` into PID 1's mount, pid and network namespaces.
+Stopping signals
 the nspawn process this object started (by its pid), which powers the container off.
 """
 
@@ -180,7 +181,7 @@ class SystemdContainer:
 
     @staticmethod
     def _nsenter(pid: int, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["nsenter", "-t", str(pid), "-m", "-p", "--", *command],
+        return subprocess.run(["nsenter", "-t", str(pid), "-m", "-p", "-n", "--", *command],
                               capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, check=False)
 
