@@ -16,19 +16,14 @@ import pytest
 
 from provisioner.placement import read_mounts, unit_name
 from tests.conftest import REPO
-from tests.support.homevol_box import homevol_box
+from tests.support.homevol_box import CONFIG, homevol_box
 from tests.support.systemd_container import SystemdContainer
 
 HOME = "/export/home/alpha"
 UNIT = unit_name(HOME)
-CONFIG = """[directory]
-source = "file"
-[sync]
-onboard = "all"
-[backend]
-name = "tmpfs-test"
-"""
 INVENTORY = '[projects.alpha]\n[[hosts]]\nname = "a.x"\naddress = "10.0.0.1"\nproject = "alpha"\n'
+
+
 @pytest.fixture
 def container(tmp_path: Path) -> Iterator[SystemdContainer]:
     box = homevol_box(tmp_path, CONFIG, INVENTORY)

@@ -17,18 +17,13 @@ import pytest
 
 from provisioner.placement import read_mounts
 from tests.conftest import REPO
+from tests.support.homevol_box import CONFIG as BASE_CONFIG
 from tests.support.homevol_box import homevol_box
 from tests.support.systemd_container import SystemdContainer
 
 ALPHA = "a1" * 16  # the project's Keystone id
 URL = "rabbit://guest:guest@127.0.0.1:5672/"
-CONFIG = """[directory]
-source = "file"
-[sync]
-onboard = "all"
-[backend]
-name = "tmpfs-test"
-[listen]
+CONFIG = BASE_CONFIG + """[listen]
 transport_url_file = "/etc/homevol/rabbit.url"
 reconcile_interval = 0
 """

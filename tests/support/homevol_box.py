@@ -14,6 +14,14 @@ from tests.support.systemd_container import SystemdContainer, missing_prerequisi
 HOME_DROPIN = "ProtectHome=read-only\n"
 # a checkout under /tmp (a CI clone) is hidden by the services' PrivateTmp=yes: keep it visible
 TMP_DROPIN = "PrivateTmp=no\n"
+# the file directory, every project onboarded by a sync, homes on the stand-in tmpfs backend
+CONFIG = """[directory]
+source = "file"
+[sync]
+onboard = "all"
+[backend]
+name = "tmpfs-test"
+"""
 SERVICES = ("homevol-sync.service", "homevol-audit.service", "homevol-listen.service")
 
 
