@@ -54,6 +54,7 @@ class ExportSet(Protocol):
     def remove(self, project: str) -> str | None: ...
     def put_back(self, project: str, text: str | None) -> None: ...
     def dbus_file(self, project: str) -> Path: ...
+    def pointer(self, project: str) -> Path: ...
     def write_index(self, projects: set[str]) -> None: ...
     def locked(self) -> contextlib.AbstractContextManager[None]: ...
     def close(self) -> None: ...
@@ -85,6 +86,10 @@ class FileExportSet:
         self.files.put_back(project, text)
 
     def dbus_file(self, project: str) -> Path:
+        return self.files.path_of(project)
+
+    def pointer(self, project: str) -> Path:
+        """The file a head is handed for an export the set already holds: the export's own."""
         return self.files.path_of(project)
 
     def write_index(self, projects: set[str]) -> None:
@@ -157,7 +162,7 @@ class RadosExportSet:
     def write(self, project: str, body: str, fields: Iterable[tuple[str, str]]) -> str | None:
         before = self._current(project)
         self._client.write_full(_object(project), render_file(project, body, fields))
-        _write_if_changed(self.dbus_file(project), f'%url "{self.url(_object(project))}"\n')
+        self.pointer(project)
         return before
 
     def remove(self, project: str) -> str | None:
@@ -175,6 +180,12 @@ class RadosExportSet:
 
     def dbus_file(self, project: str) -> Path:
         return self.pointers / f"{PREFIX}{project}{SUFFIX}"
+
+    def pointer(self, project: str) -> Path:
+        """The one-line file for an object already in the set (another host may have written
+        it, so this host may have no such file yet)."""
+        _write_if_changed(self.dbus_file(project), f'%url "{self.url(_object(project))}"\n')
+        return self.dbus_file(project)
 
     def write_index(self, projects: set[str]) -> None:
         """The config object: one ``%url`` per export, what every head loads when it starts."""
