@@ -121,33 +121,6 @@ def test_a_projects_change_is_effective_on_every_head(cluster_ws: Workspace, hea
     assert cluster_ws.homevol("verify").code == 0
 
 
-def test_a_client_goes_on_through_another_head_when_its_head_dies(
-        cluster_ws: Workspace, heads: list[RadosHead], nfs_stack: NfsStack) -> None:
-    write_inventory(cluster_ws.root, {"hfail": ["hvA"]})
-    assert cluster_ws.homevol("onboard", "hfail").code == 0
-    dead, survivor = heads[0], heads[1]
-    assert _allowed(nfs_stack, "hvA", dead.address, "hfail")
-    source = cluster_ws.root / "before.txt"
-    source.write_text("written through the head that dies\n")
-    assert _eventually(lambda: _nfs(nfs_stack, "hvA", dead.address, "/export/home/hfail/before.txt",
-                                    "nfs-cp", str(source))[0] == 0)  # after any grace in progress
-
-    dead.kill()
-    dead.move_address_to(survivor)
-    for ns in ("hvA", "hvB"):
-        nfs_stack.client(ns, "ip", "neigh", "flush", "all")  # what the gratuitous ARP would do
-
-    assert _eventually(lambda: _nfs(nfs_stack, "hvA", dead.address, "/export/home/hfail/before.txt",
-                                    "nfs-cat")[1].startswith(b"written through"))
-    after = cluster_ws.root / "after.txt"
-    after.write_text("written after the failover\n")
-    assert _eventually(lambda: _nfs(nfs_stack, "hvA", dead.address, "/export/home/hfail/after.txt",
-                                    "nfs-cp", str(after))[0] == 0)
-    assert (cluster_ws.base / "hfail" / "after.txt").read_text() == "written after the failover\n"
-    for head_address in (dead.address, survivor.address, heads[2].address):
-        assert _hidden(nfs_stack, "hvB", head_address, "hfail")  # never served to another project
-
-
 def _export_id(head: RadosHead, project: str) -> int:
     return next(i for i, path, _ in _Server(GaneshaExportsConfig(), head.bus).exports()
                 if path.endswith(f"/{project}"))
@@ -235,3 +208,31 @@ def test_a_head_that_cannot_be_asked_is_its_own_failure_and_never_changes_the_se
     assert [r["project"] for r in result.json["results"] if r["ok"]] == ["hdown"]
     assert _set_object(heads[0], "hdown") == block  # never a reason to touch the set
     assert _allowed(nfs_stack, "hvA", heads[1].address, "hdown")  # the readable head was repaired
+
+
+# last: the head it kills stays dead for the rest of the module
+def test_a_client_goes_on_through_another_head_when_its_head_dies(
+        cluster_ws: Workspace, heads: list[RadosHead], nfs_stack: NfsStack) -> None:
+    write_inventory(cluster_ws.root, {"hfail": ["hvA"]})
+    assert cluster_ws.homevol("onboard", "hfail").code == 0
+    dead, survivor = heads[0], heads[1]
+    assert _allowed(nfs_stack, "hvA", dead.address, "hfail")
+    source = cluster_ws.root / "before.txt"
+    source.write_text("written through the head that dies\n")
+    assert _eventually(lambda: _nfs(nfs_stack, "hvA", dead.address, "/export/home/hfail/before.txt",
+                                    "nfs-cp", str(source))[0] == 0)  # after any grace in progress
+
+    dead.kill()
+    dead.move_address_to(survivor)
+    for ns in ("hvA", "hvB"):
+        nfs_stack.client(ns, "ip", "neigh", "flush", "all")  # what the gratuitous ARP would do
+
+    assert _eventually(lambda: _nfs(nfs_stack, "hvA", dead.address, "/export/home/hfail/before.txt",
+                                    "nfs-cat")[1].startswith(b"written through"))
+    after = cluster_ws.root / "after.txt"
+    after.write_text("written after the failover\n")
+    assert _eventually(lambda: _nfs(nfs_stack, "hvA", dead.address, "/export/home/hfail/after.txt",
+                                    "nfs-cp", str(after))[0] == 0)
+    assert (cluster_ws.base / "hfail" / "after.txt").read_text() == "written after the failover\n"
+    for head_address in (dead.address, survivor.address, heads[2].address):
+        assert _hidden(nfs_stack, "hvB", head_address, "hfail")  # never served to another project
