@@ -11,6 +11,7 @@ DBus ``DisplayExport``, shows the new client list.
 - ``heads=N``: homevol's applier changing one export with N heads configured (lock the set,
   read it again under the lock, write the object, ``UpdateExport`` on each head), until every
   one of the N heads shows the change; median and p99 over ``--changes`` changes;
+- ``scan``: reading the whole set (every object), which each apply does under the lock;
 - ``read``: the live read a ``sync`` makes of every head at observe (ShowExports, then one
   DisplayExport per export);
 - ``reload``: a full SIGHUP reload of one head, until it logs that it re-read the exports;
@@ -151,6 +152,8 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
               f"  {h['median'] / one:4.2f}x heads=1")
     per = [(r["heads"][b]["median"] - r["heads"][a]["median"]) for a, b in (("1", "2"), ("2", "3"))]
     print(f"  cost of each added head: {per[0] * ms:.1f} ms (1→2), {per[1] * ms:.1f} ms (2→3)")
+    print(f"  scan     the set read again under its lock ({args.exports} objects), part of each change"
+          f"  {r['scan'] * ms:8.1f} ms")
     print(f"  read     ShowExports + DisplayExport × {args.exports} on every head (a sync's observe)"
           f"  {r['read'] * ms:8.1f} ms")
     print(f"  reload   full SIGHUP reload of one head                    median {r['reload'] * 1:8.2f} s"
@@ -201,6 +204,7 @@ def run(args: argparse.Namespace, work: Path, cluster: CephCluster, heads: list[
                                     "all": times}
         if n == 3:
             results["read"] = timed(applier.read_heads)
+            results["scan"] = statistics.median(timed(applier.managed) for _ in range(5))
         applier.close()
     # the floor: UpdateExport of the already written pointer on one head
     pointer = work / "pointers" / f"homevol-{PROJECT}.conf"
