@@ -22,6 +22,7 @@ import os
 import re
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 from ..config import GaneshaExportsConfig, GaneshaStore
 from ..errors import ApplyError, HomevolError
 from ..model import ExportRule
-from . import AppliedState, ApplyResult, ExportChange, GaneshaMode, HeadState, LiveExport
+from . import AppliedState, ApplyResult, ExportAction, ExportChange, GaneshaMode, HeadState, LiveExport
 from . import ganesha_conf as conf
 from .ganesha_conf import Block, ConfError, param
 from .ganesha_sets import SUFFIX, ExportSet, FileExportSet, RadosExportSet
@@ -208,8 +209,8 @@ class GaneshaExports:
         return self.cfg.store == GaneshaStore.RADOS and self.cfg.mode == GaneshaMode.DBUS
 
     # ----- reading what is applied ---------------------------------------------------------
-    def _read(self) -> _Seen:
-        scan = self.store.scan()
+    def _read(self, projects: frozenset[str] | None = None) -> _Seen:
+        scan = self.store.scan(projects)
         exports = {}
         for project, file in scan.owned.items():
             export = exports[project] = read_export(file)
@@ -242,12 +243,27 @@ class GaneshaExports:
                 self.store.prepare()
                 # the plan was made from applied(): reuse that read instead of parsing every
                 # file again, unless other hosts write the set too (then read it under the lock)
-                seen = self._seen if self._seen is not None and not self.store.shared else self._read()
+                seen = self._seen if self._seen is not None and not self.store.shared \
+                    else self._read_again(changes)
                 self._seen = None
                 with _Heads(self.cfg, self.heads()) as server:
                     return self._apply(changes, seen, server)
         except ApplyError as exc:  # the set could not be locked or read: nothing was changed
             return [ApplyResult(c.project, c.action, False, str(exc)) for c in changes]
+
+    def _read_again(self, changes: list[ExportChange]) -> _Seen:
+        """The set as it is under the lock. Updates of exports that hold an Export_Id need only
+        their own objects (each is written whole, so reading it under the lock is what keeps
+        an update from being lost); anything that may allocate an id or rewrite the config
+        object reads every object."""
+        only = frozenset(c.project for c in changes)
+        if any(c.action != ExportAction.UPDATE and not c.heads for c in changes):
+            return self._read()
+        seen = self._read(only)
+        if any(c.project not in seen.exports or seen.exports[c.project].export_id is None
+               for c in changes if not c.heads):
+            return self._read()  # gone or unreadable since the plan: decide over the whole set
+        return seen
 
     def _apply(self, changes: list[ExportChange], seen: _Seen, server: _Heads) -> list[ApplyResult]:
         results = []
@@ -354,15 +370,16 @@ class GaneshaExports:
 
     # ----- asking the server what it really exports ----------------------------------------
     def read_heads(self, paths: frozenset[str] | None = None) -> list[HeadState]:
-        """Every head once: ShowExports, then DisplayExport for each export asked about.
+        """Every head once, all at the same time: ShowExports, then DisplayExport for each
+        export asked about (the heads answer in parallel, so a third head costs little).
 
         An export homevol manages is named by its home's path (by Export_Id, since a direct
         FSAL's path is inside its filesystem); any other by the path Ganesha reports. With
         ``paths``, only the exports at those paths are displayed (a hook's project)."""
         seen = self._seen if self._seen is not None else self._read()
         home_of = {m.export_id: m.rule.path for m in seen.exports.values() if m.export_id is not None}
-        states = []
-        for head in self.heads():
+
+        def read(head: str) -> HeadState:
             try:
                 with _Server(self.cfg, head) as server:
                     found = {}
@@ -370,10 +387,15 @@ class GaneshaExports:
                         home = home_of.get(export_id, path)
                         if paths is None or home in paths:
                             found[home] = LiveExport(export_id, home, server.clients(export_id))
-                states.append(HeadState(head, found))
+                return HeadState(head, found)
             except ApplyError as exc:
-                states.append(HeadState(head, error=str(exc)))
-        return states
+                return HeadState(head, error=str(exc))
+
+        heads = self.heads()
+        if len(heads) == 1:
+            return [read(heads[0])]
+        with ThreadPoolExecutor(max_workers=len(heads)) as pool:
+            return list(pool.map(read, heads))
 
 
 class _Heads:

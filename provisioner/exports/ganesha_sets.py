@@ -48,7 +48,7 @@ class ExportSet(Protocol):
     shared: bool  # other hosts write it too: read it again under the lock before applying
     where: str  # for messages: the directory, or rados://pool/namespace
 
-    def scan(self) -> Scan: ...
+    def scan(self, projects: frozenset[str] | None = None) -> Scan: ...
     def prepare(self) -> None: ...
     def write(self, project: str, body: str, fields: Iterable[tuple[str, str]]) -> str | None: ...
     def remove(self, project: str) -> str | None: ...
@@ -70,8 +70,8 @@ class FileExportSet:
         self.index = Path(cfg.index)
         self.where = str(self.files.directory)
 
-    def scan(self) -> Scan:
-        return self.files.scan()
+    def scan(self, projects: frozenset[str] | None = None) -> Scan:
+        return self.files.scan(projects)
 
     def prepare(self) -> None:
         self.files.prepare()
@@ -122,12 +122,16 @@ class RadosExportSet:
         return f"{self.where}/{name}"
 
     # ----- reading -----------------------------------------------------------------------
-    def scan(self) -> Scan:
+    def scan(self, projects: frozenset[str] | None = None) -> Scan:
         """Every object of the namespace: homevol's by their header; another one that holds
         EXPORT blocks (the mgr's ``export-<id>``) is foreign; the rest (the grace database,
-        the heads' recovery objects) are not exports at all and are passed over."""
+        the heads' recovery objects) are not exports at all and are passed over. With
+        ``projects``, only their objects (a partial scan)."""
         scan = Scan()
-        for name in sorted(self._client.names()):
+        scan.state.partial = projects is not None
+        names = self._client.names() if projects is None else [
+            _object(p) for p in projects if is_project_name(p)]
+        for name in sorted(names):
             if name == self.cfg.config_object:
                 continue
             text = self._client.read(name) or ""
