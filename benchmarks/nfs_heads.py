@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -80,6 +81,10 @@ def config_text(work: Path, cluster: CephCluster, heads: list[RadosHead]) -> str
             'timeout = 60.0\nlock_duration = 600.0\n')
 
 
+def say(what: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
@@ -113,6 +118,7 @@ def main() -> None:
     parser.add_argument("--notifies", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what was started on the way out
     with tempfile.TemporaryDirectory(prefix="homevol-heads-bench-") as tmp:
         work = Path(tmp)
         stack, cluster = NfsStack(work / "nfs"), CephCluster(work / "ceph")
@@ -170,6 +176,7 @@ def run(args: argparse.Namespace, work: Path, cluster: CephCluster, heads: list[
     (work / "inventory.toml").write_text(inventory(args.exports, args.clients))
     config = work / "config.toml"
     config.write_text(config_text(work, cluster, heads))
+    say(f"homevol sync: {args.exports} exports on {len(heads)} heads")
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "provisioner", "--config", str(config), "-q", "sync"],
                           cwd=REPO, capture_output=True, text=True, check=False)
@@ -189,6 +196,7 @@ def run(args: argparse.Namespace, work: Path, cluster: CephCluster, heads: list[
     for n in (1, 2, 3):
         cfg.exports.ganesha.heads = [h.bus for h in heads[:n]]
         applier = GaneshaExports(cfg.exports.ganesha)
+        say(f"{args.changes} changes on {n} head(s)")
         times = []
         for _ in range(args.changes):
             current = applier.applied().rules[PROJECT]
@@ -210,6 +218,7 @@ def run(args: argparse.Namespace, work: Path, cluster: CephCluster, heads: list[
     pointer = work / "pointers" / f"homevol-{PROJECT}.conf"
     dbus = [timed(lambda: servers[0].update(pointer, export_id)) for _ in range(args.changes)]
     results["dbus"] = {"median": statistics.median(dbus), "p99": p99(dbus)}
+    say("full reload, then notify")
     results["reload"] = reload_once(heads[0])
     results["notify"] = statistics.median(
         notify_once(cfg, servers, export_id, next_clients()) for _ in range(args.notifies))

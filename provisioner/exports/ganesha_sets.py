@@ -12,8 +12,9 @@ EXPORT block) and an index every head loads:
   where a notify of the config object makes every head re-parse every export (seconds to
   minutes at a thousand). So homevol never notifies; the objects are the truth, DBus the news.
   A whole apply holds an exclusive RADOS lock on the config object and reads the set again
-  under it, so two homevol runs on two hosts never lose an update or share an Export_Id; a
-  crashed run's lock expires after ``lock_duration``.
+  under it (only the changed objects when every change is an update of an export that has an
+  id), so two homevol runs on two hosts never lose an update or share an Export_Id; a crashed
+  run's lock expires after ``lock_duration``.
 """
 
 from __future__ import annotations
