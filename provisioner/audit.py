@@ -42,9 +42,9 @@ STEP_FINDINGS: dict[str, frozenset[str]] = {
     ExportAction.ADD: frozenset({"export-missing"}),
     ExportAction.UPDATE: frozenset({"clients-missing", "clients-extra", "export-options-drift",
                                     "export-for-unowned-path", "hand-edited-exports-file",
-                                    "exports-not-loaded"}),
+                                    "exports-not-loaded", "head-drift"}),
     ExportAction.REMOVE: frozenset({"export-of-retired-volume", "export-for-unowned-path",
-                                    "clients-extra", "exports-not-loaded"}),
+                                    "clients-extra", "exports-not-loaded", "head-drift"}),
     "netgroup": frozenset({"netgroup-drift"}),
 }
 # what the audit reports that no sync step changes (the facts), beside the sources' own findings
@@ -264,6 +264,8 @@ def export_findings(change: ExportChange, world: World, policy: Policy) -> list[
     p, fix = change.project, _sync(change.project)
     have, want = change.before, change.after
     volume = world.volumes.get(p)
+    if change.heads:  # the set is right; a Ganesha head serves something else
+        return [Finding("head-drift", change.reason, project=p, severity=ERROR, fix=fix)]
     if change.action == ExportAction.ADD and want is not None and volume is not None \
             and volume.state == VolumeState.ACTIVE:
         return [Finding("export-missing", f"{home_path(policy.export_base, p)} is not exported; "

@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .config import ClientMode, ExportsConfig, Onboard
-from .exports import AppliedState, ExportAction, ExportChange
+from .exports import AppliedState, ExportAction, ExportChange, HeadRepair, HeadState
 from .exports.desired import clients_for, export_rule
 from .model import ExportRule, Finding, Inventory, Volume, VolumeState, home_path
+from .names import is_project_name
 from .netgroup import NetgroupChange, plan_netgroups
 from .placement import MountState, render_unit
 from .sizes import format_size
@@ -127,7 +128,8 @@ def make_plan(world: World, intent: Intent, policy: Policy) -> Plan:
         else _kept(world.applied, after)
     plan = Plan(volumes=[*lifecycle, *_placement_steps(world, after, lifecycle, policy),
                          *_acl_steps(world, after, policy)],
-                exports=plan_exports(desired, world.applied, world.scope),
+                exports=plan_heads(plan_exports(desired, world.applied, world.scope),
+                                   world.heads or [], world.applied, world.scope, policy),
                 findings=[*world.findings, *_orphans(world)],
                 exported_clients=world.applied.clients)
     inventory = world.inventory
@@ -324,6 +326,76 @@ def plan_exports(desired: Desired, applied: AppliedState, scope: Scope | None = 
             changes.append(ExportChange(project, ExportAction.UPDATE, have, want,
                                         _update_reason(project, want == have, applied)))
     return changes
+
+
+def plan_heads(changes: list[ExportChange], heads: list[HeadState], applied: AppliedState,
+               scope: Scope, policy: Policy) -> list[ExportChange]:
+    """The set's changes, with the heads that drifted from an unchanged set repaired.
+
+    A change of the set reaches every head anyway. Where the set already says what the
+    directory asks, a head that serves the export to other clients, or not at all (it missed a
+    DBus update, or was changed by hand), gets the set's block again; a head still serving a
+    home the set has no export for (at an id homevol could have given) loses it. A head that
+    could not be read is compared with nothing: it is never a reason to change the set."""
+    readable = [h for h in heads if h.error is None]
+    if not readable:
+        return changes
+    result, planned = [], {c.project for c in changes}
+    for change in changes:
+        rule = change.after
+        if change.action != ExportAction.UNCHANGED or rule is None:
+            result.append(change)
+            continue
+        repairs = tuple(HeadRepair(h.head, live.export_id if live else None) for h in readable
+                        if (live := h.exports.get(rule.path)) is None
+                        or set(live.clients) != set(rule.clients))
+        if not repairs:
+            result.append(change)
+            continue
+        result.append(dataclasses.replace(change, action=ExportAction.UPDATE, heads=repairs,
+                                          reason=_drift_reason(repairs, rule, readable)))
+    result += _stray(readable, applied, scope, policy, planned)
+    return sorted(result, key=lambda c: c.project)
+
+
+def _drift_reason(repairs: tuple[HeadRepair, ...], rule: ExportRule, heads: list[HeadState]) -> str:
+    by_head = {h.head: h for h in heads}
+    said = []
+    for repair in repairs:
+        live = by_head[repair.head].exports.get(rule.path)
+        if live is None:
+            said.append(f"head {repair.head} does not serve it")
+            continue
+        extra = sorted(set(live.clients) - set(rule.clients))
+        missing = sorted(set(rule.clients) - set(live.clients))
+        delta = " ".join([*(f"+{c}" for c in extra), *(f"-{c}" for c in missing)])
+        said.append(f"head {repair.head} differs ({delta})")
+    return "; ".join(said) + ": the set's export pushed to that head only"
+
+
+def _stray(heads: list[HeadState], applied: AppliedState, scope: Scope, policy: Policy,
+           planned: set[str]) -> list[ExportChange]:
+    """Homes a head serves that the set has no export for, nor any change: removed from that
+    head. Only a home's own path, in scope, at an id homevol could have given; never a
+    project the set has something for (a foreign or newer object blocks it)."""
+    lowest = policy.exports.ganesha.export_id_min
+    base = policy.export_base.rstrip("/") + "/"
+    foreign = {path for paths in applied.foreign.values() for path in paths}
+    found: dict[str, tuple[list[HeadRepair], set[str], str]] = {}
+    for head in heads:
+        for path, live in sorted(head.exports.items()):
+            project = path[len(base):] if path.startswith(base) else ""
+            if not is_project_name(project) or home_path(policy.export_base, project) != path \
+                    or not scope.covers(project) or live.export_id < lowest or path in foreign \
+                    or project in planned or project in applied.rules or project in applied.blocked:
+                continue
+            repairs, clients, _ = found.setdefault(project, ([], set(), path))
+            repairs.append(HeadRepair(head.head, live.export_id))
+            clients.update(live.clients)
+    return [ExportChange(project, ExportAction.REMOVE, ExportRule(project, path, tuple(sorted(clients)), ()),
+                         None, f"served by {', '.join(r.head for r in repairs)} but not in the export set: "
+                         "removed from that head only", tuple(repairs))
+            for project, (repairs, clients, path) in sorted(found.items())]
 
 
 def _update_reason(project: str, same: bool, applied: AppliedState) -> str:

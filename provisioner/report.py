@@ -32,6 +32,7 @@ def export_to_dict(change: ExportChange) -> dict[str, Any]:
         "added": list(change.added),
         "removed": list(change.removed),
         "reason": change.reason,
+        "heads": [h.head for h in change.heads],
     }
 
 
@@ -73,6 +74,8 @@ def _clients(change: ExportChange) -> str:
     parts = [f"+{c}" for c in change.added] + [f"-{c}" for c in change.removed]
     if change.action == "unchanged":
         return f"{len(change.after.clients) if change.after else 0} clients"
+    if change.heads:
+        return f"on {len(change.heads)} head(s) only"
     return " ".join(parts) if parts else "options or file rewritten"
 
 

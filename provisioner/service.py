@@ -18,7 +18,7 @@ from backends import Capability, VolumeBackend, get_backend
 from . import guards
 from .config import Config
 from .directory import Snapshot
-from .errors import BackendError, GuardRefused, HomevolError, InvalidInput
+from .errors import ApplyError, BackendError, GuardRefused, InvalidInput
 from .execute import Executor
 from .exports import Applier, ApplyResult, get_applier
 from .lock import held
@@ -133,10 +133,15 @@ class Homevol:
             if not dry_run:
                 raise
             outcome.refused = refusal
+        if not dry_run:  # a head that could not be read is that head's failure, not the set's
+            outcome.results += [ApplyResult("", "head-read", False, f"head {h.head}: {h.error}; "
+                                            "not compared with the export set, which is left as it is")
+                                for h in world.heads or () if h.error is not None]
         if dry_run or plan.empty:
             return outcome
         run = Executor(self.cfg, self.backend, self.applier, self.placement).run(plan, world, intent)
-        outcome.results, outcome.volumes, outcome.interrupted = run.results, run.volumes, run.stopped_by
+        outcome.results += run.results
+        outcome.volumes, outcome.interrupted = run.volumes, run.stopped_by
         outcome.steps = len(plan.volumes) + len(plan.changes) + len(plan.netgroups)
         outcome.applied = True
         return outcome
@@ -221,14 +226,13 @@ class Homevol:
         if dry_run or outcome.interrupted is not None:
             return outcome
         path = self.path_of(project)
-        try:
-            clients = next((c for head in self.applier.heads()
-                            if (c := self.applier.live(head).get(path))), None)
-        except HomevolError as exc:
-            if world.applied.missing is not None:
-                outcome.notes.append(f"the exports directory {world.applied.missing} does not "
-                                     f"exist and the server could not be asked about {path}: {exc}")
-            return outcome
+        heads = self.applier.read_heads(frozenset({path}))  # one read per head
+        clients = next((live.clients for h in heads if (live := h.exports.get(path))), None)
+        errors = [f"head {h.head}: {h.error}" for h in heads if h.error is not None]
+        if errors and world.applied.missing is not None:
+            outcome.notes.append(f"the exports directory {world.applied.missing} does not "
+                                 f"exist and the server could not be asked about {path}: "
+                                 f"{'; '.join(errors)}")
         if clients:
             where = (f"the configured exports directory {world.applied.missing} does not exist"
                      if world.applied.missing is not None
@@ -250,11 +254,14 @@ class Homevol:
         world = _known(self.observe(Scope()), project)
         states = {p: v.state for p, v in world.volumes.items()}
         desired = desired_exports(world.inventory, states, self.policy())
-        heads = self.applier.heads()
+        heads = world.heads if world.heads is not None else self.applier.read_heads()
+        for head in heads:
+            if head.error is not None:
+                raise ApplyError(f"head {head.head}: {head.error}" if len(heads) > 1 else head.error)
         base = self.cfg.export_base.rstrip("/") + "/"
         differences, checked = [], 0
         for head in heads:  # every head must serve exactly the directory's exports
-            live = self.applier.live(head)
+            live = head.clients()
             paths = {self.path_of(p): p for p in desired}
             paths.update({path: path[len(base):] for path in live
                           if path.startswith(base) and path not in paths})
@@ -266,7 +273,7 @@ class Homevol:
                 if want != have:
                     differences.append(Difference(name, path, tuple(sorted(want - have)),
                                                   tuple(sorted(have - want)),
-                                                  head if len(heads) > 1 else ""))
+                                                  head.head if len(heads) > 1 else ""))
             checked = max(checked, len(paths) if scope.everything else len(scope.projects or ()))
         return differences, checked
 

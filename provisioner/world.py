@@ -2,7 +2,8 @@
 
 ``observe`` is the only place that reads the outside for a run: the directory (inventory),
 the backend's volumes in scope (with usage when asked), what the exports server applied, the
-mounts under the export base and each mounted home's unit file. Everything after it (the plan,
+mounts under the export base, each mounted home's unit file and, with several Ganesha heads on
+one export set, what each head really serves (one read per head). Everything after it (the plan,
 the guards, the audit) is a pure function of the ``World`` it returns.
 """
 
@@ -19,7 +20,7 @@ from . import guards
 from .config import ClientMode, Config
 from .directory import Snapshot, read_snapshot
 from .errors import HomevolError
-from .exports import AppliedState, Applier
+from .exports import AppliedState, Applier, HeadState
 from .inventory import build_inventory
 from .model import Finding, Inventory, Volume, VolumeState, home_path
 from .names import parse_networks
@@ -84,6 +85,9 @@ class World:
     applied: AppliedState = field(default_factory=lambda: AppliedState(rules={}))
     placed: dict[str, Placed] = field(default_factory=dict)  # volumes in scope, by project
     notes: list[str] = field(default_factory=list)
+    # what each running head serves, read once (None: not read; only where the applier
+    # repairs heads that drift from a shared export set)
+    heads: list[HeadState] | None = None
 
     def in_scope(self) -> World:
         """This world with only the volumes in scope: a backend that cannot read a scope alone
@@ -127,6 +131,9 @@ def observe(cfg: Config, backend: VolumeBackend, applier: Applier, scope: Scope,
         volumes = [replace(v, used_bytes=backend.usage(v)) for v in progress(volumes, "usage")]
     world.volumes = {v.project: v for v in volumes}
     world.applied = applier.applied(None if every_export else scope.projects)
+    if applier.repairs_heads:
+        world.heads = applier.read_heads(None if scope.projects is None else frozenset(
+            home_path(cfg.export_base, p) for p in scope.projects))
     world.placed = _observe_placement(cfg, backend, volumes, mountinfo)
     if placement is not None:
         world.placed = _with_enabled(world.placed, placement)

@@ -30,12 +30,24 @@ class ExportAction(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class HeadRepair:
+    """One head whose live export differs from the export set: push the set's block to it
+    (``export_id`` is the id the head serves the home under now; None: it does not serve it)."""
+
+    head: str
+    export_id: int | None
+
+
+@dataclass(frozen=True)
 class ExportChange:
     project: str
     action: ExportAction
     before: ExportRule | None
     after: ExportRule | None
     reason: str = ""
+    # empty: the export set changes and every head hears of it; otherwise the set already says
+    # ``after`` (None: has no export) and only these heads are told
+    heads: tuple[HeadRepair, ...] = ()
 
     @property
     def added(self) -> tuple[str, ...]:
@@ -57,6 +69,27 @@ class ApplyResult:
 
     def to_dict(self) -> dict[str, object]:
         return {"project": self.project, "action": self.action, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class LiveExport:
+    """One export as a running server reports it."""
+
+    export_id: int  # 0 where the server has no ids (the kernel)
+    path: str  # the home's path where homevol knows the export, else the server's own
+    clients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HeadState:
+    """What one running server exports, read once; ``error``: it could not be asked."""
+
+    head: str
+    exports: dict[str, LiveExport] = field(default_factory=dict)  # path → export
+    error: str | None = None
+
+    def clients(self) -> dict[str, tuple[str, ...]]:
+        return {path: export.clients for path, export in self.exports.items()}
 
 
 @dataclass
@@ -101,8 +134,16 @@ class Applier(Protocol):
         """The running servers that serve these exports (Ganesha heads; one for the kernel)."""
         ...
 
-    def live(self, head: str | None = None) -> dict[str, tuple[str, ...]]:
-        """Path → clients, as one running server really exports them (for verify)."""
+    @property
+    def repairs_heads(self) -> bool:
+        """The running heads are read at observe, and a head that differs from the set is repaired."""
+        ...
+
+    def read_heads(self, paths: frozenset[str] | None = None) -> list[HeadState]:
+        """What every running server really exports, each asked once (for verify, offboard and
+        the head repair): every export, or only those at ``paths`` (where the server can tell
+        them apart without reading the others). A server that does not answer is a HeadState
+        with its ``error``, never an exception."""
         ...
 
     def close(self) -> None:

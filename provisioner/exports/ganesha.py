@@ -22,6 +22,7 @@ import os
 import re
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 from ..config import GaneshaExportsConfig, GaneshaStore
 from ..errors import ApplyError, HomevolError
 from ..model import ExportRule
-from . import AppliedState, ApplyResult, ExportChange, GaneshaMode
+from . import AppliedState, ApplyResult, ExportAction, ExportChange, GaneshaMode, HeadState, LiveExport
 from . import ganesha_conf as conf
 from .ganesha_conf import Block, ConfError, param
 from .ganesha_sets import SUFFIX, ExportSet, FileExportSet, RadosExportSet
@@ -201,9 +202,15 @@ class GaneshaExports:
         self.fsal_of = fsal_of or (lambda project: Fsal())
         self._seen: _Seen | None = None
 
+    @property
+    def repairs_heads(self) -> bool:
+        """A shared set's heads can miss a DBus update (down, a failed call, a hand change):
+        each is read at observe and the plan repairs the one that differs."""
+        return self.cfg.store == GaneshaStore.RADOS and self.cfg.mode == GaneshaMode.DBUS
+
     # ----- reading what is applied ---------------------------------------------------------
-    def _read(self) -> _Seen:
-        scan = self.store.scan()
+    def _read(self, projects: frozenset[str] | None = None) -> _Seen:
+        scan = self.store.scan(projects)
         exports = {}
         for project, file in scan.owned.items():
             export = exports[project] = read_export(file)
@@ -236,18 +243,34 @@ class GaneshaExports:
                 self.store.prepare()
                 # the plan was made from applied(): reuse that read instead of parsing every
                 # file again, unless other hosts write the set too (then read it under the lock)
-                seen = self._seen if self._seen is not None and not self.store.shared else self._read()
+                seen = self._seen if self._seen is not None and not self.store.shared \
+                    else self._read_again(changes)
                 self._seen = None
                 with _Heads(self.cfg, self.heads()) as server:
                     return self._apply(changes, seen, server)
         except ApplyError as exc:  # the set could not be locked or read: nothing was changed
             return [ApplyResult(c.project, c.action, False, str(exc)) for c in changes]
 
+    def _read_again(self, changes: list[ExportChange]) -> _Seen:
+        """The set as it is under the lock. Updates of exports that hold an Export_Id need only
+        their own objects (each is written whole, so reading it under the lock is what keeps
+        an update from being lost); anything that may allocate an id or rewrite the config
+        object reads every object."""
+        only = frozenset(c.project for c in changes)
+        if any(c.action != ExportAction.UPDATE and not c.heads for c in changes):
+            return self._read()
+        seen = self._read(only)
+        if any(c.project not in seen.exports or seen.exports[c.project].export_id is None
+               for c in changes if not c.heads):
+            return self._read()  # gone or unreadable since the plan: decide over the whole set
+        return seen
+
     def _apply(self, changes: list[ExportChange], seen: _Seen, server: _Heads) -> list[ApplyResult]:
         results = []
         for change in changes:
             try:
-                results.append(self._remove(change, seen, server) if change.after is None
+                results.append(self._repair(change, seen, server) if change.heads
+                               else self._remove(change, seen, server) if change.after is None
                                else self._upsert(change, change.after, seen, server))
             except (HomevolError, OSError) as exc:  # a refused call, a FSAL the backend cannot give
                 results.append(ApplyResult(change.project, change.action, False, str(exc)))
@@ -303,6 +326,31 @@ class GaneshaExports:
             raise
         return ApplyResult(project, change.action, True, f"Export_Id {export_id}")
 
+    def _repair(self, change: ExportChange, seen: _Seen, server: _Heads) -> ApplyResult:
+        """Tell only the heads that drifted what the set says now (read again under the lock:
+        if another host changed it since the plan, its newer block is what they get); the set
+        itself is not written. One result for the project, naming every head that failed."""
+        current = seen.exports.get(change.project)
+        failed, told = [], 0
+        for repair in change.heads:
+            try:
+                head = server.on(repair.head)
+                if current is None or current.export_id is None or current.edited:
+                    if change.after is not None:
+                        raise ApplyError("the export set no longer has a readable export for it; "
+                                         "left for the next run")
+                    if repair.export_id is not None:
+                        head.remove(repair.export_id)
+                else:
+                    if repair.export_id not in (None, current.export_id):
+                        head.remove(repair.export_id)  # served under another id: replace it
+                    head.add(self.store.pointer(change.project), current.export_id)  # or update
+                told += 1
+            except ApplyError as exc:
+                failed.append(f"head {repair.head}: {exc}")
+        done = f"{'removed from' if current is None else 'pushed to'} {told} head(s)"
+        return ApplyResult(change.project, change.action, not failed, "; ".join([*failed, done]))
+
     def _allocate(self, taken: set[int]) -> int:
         for export_id in range(self.cfg.export_id_min, MAX_EXPORT_ID + 1):
             if export_id not in taken:
@@ -321,17 +369,33 @@ class GaneshaExports:
         return None
 
     # ----- asking the server what it really exports ----------------------------------------
-    def live(self, head: str | None = None) -> dict[str, tuple[str, ...]]:
-        """Path → clients, as one running head reports them (DBus ShowExports/DisplayExport;
-        the first head unless named).
+    def read_heads(self, paths: frozenset[str] | None = None) -> list[HeadState]:
+        """Every head once, all at the same time: ShowExports, then DisplayExport for each
+        export asked about (the heads answer in parallel, so a third head costs little).
 
         An export homevol manages is named by its home's path (by Export_Id, since a direct
-        FSAL's path is inside its filesystem); any other by the path Ganesha reports."""
-        home_of = {m.export_id: m.rule.path for m in self._read().exports.values()
-                   if m.export_id is not None}
-        with _Server(self.cfg, self.heads()[0] if head is None else head) as server:
-            return {home_of.get(export_id, path): clients
-                    for export_id, path, clients in server.exports()}
+        FSAL's path is inside its filesystem); any other by the path Ganesha reports. With
+        ``paths``, only the exports at those paths are displayed (a hook's project)."""
+        seen = self._seen if self._seen is not None else self._read()
+        home_of = {m.export_id: m.rule.path for m in seen.exports.values() if m.export_id is not None}
+
+        def read(head: str) -> HeadState:
+            try:
+                with _Server(self.cfg, head) as server:
+                    found = {}
+                    for export_id, path in server.listed():
+                        home = home_of.get(export_id, path)
+                        if paths is None or home in paths:
+                            found[home] = LiveExport(export_id, home, server.clients(export_id))
+                return HeadState(head, found)
+            except ApplyError as exc:
+                return HeadState(head, error=str(exc))
+
+        heads = self.heads()
+        if len(heads) == 1:
+            return [read(heads[0])]
+        with ThreadPoolExecutor(max_workers=len(heads)) as pool:
+            return list(pool.map(read, heads))
 
 
 class _Heads:
@@ -365,6 +429,13 @@ class _Heads:
 
     def remove(self, export_id: int) -> None:
         self._each(lambda s: s.remove(export_id))
+
+    def on(self, address: str) -> _Server:
+        """The one head at ``address``; an ApplyError for a head not (or no longer) configured."""
+        for server in self.servers:
+            if server.address == address:
+                return server
+        raise ApplyError("not a configured head")
 
     def sighup(self) -> None:
         self.servers[0].sighup()
@@ -428,16 +499,18 @@ class _Server:
             if "not found" not in str(exc).lower():
                 raise  # removing an export the server does not have is success
 
+    def listed(self) -> list[tuple[int, str]]:
+        """(Export_Id, path) of every export but the pseudo-fs root: one ShowExports."""
+        _, listed = self._call("ShowExports")
+        return [(export_id, path) for export_id, path, *_ in listed if export_id != 0]
+
+    def clients(self, export_id: int) -> tuple[str, ...]:
+        """One export's clients: one DisplayExport."""
+        return tuple(sorted(_plain(c[0]) for c in self._call("DisplayExport", "q", (export_id,))[4]))
+
     def exports(self) -> list[tuple[int, str, tuple[str, ...]]]:
         """(Export_Id, path, clients) of every export but the pseudo-fs root."""
-        _, listed = self._call("ShowExports")
-        live = []
-        for export_id, path, *_ in listed:
-            if export_id == 0:
-                continue
-            clients = self._call("DisplayExport", "q", (export_id,))[4]
-            live.append((export_id, path, tuple(sorted(_plain(c[0]) for c in clients))))
-        return live
+        return [(export_id, path, self.clients(export_id)) for export_id, path in self.listed()]
 
     def sighup(self) -> None:
         try:

@@ -12,8 +12,9 @@ EXPORT block) and an index every head loads:
   where a notify of the config object makes every head re-parse every export (seconds to
   minutes at a thousand). So homevol never notifies; the objects are the truth, DBus the news.
   A whole apply holds an exclusive RADOS lock on the config object and reads the set again
-  under it, so two homevol runs on two hosts never lose an update or share an Export_Id; a
-  crashed run's lock expires after ``lock_duration``.
+  under it (only the changed objects when every change is an update of an export that has an
+  id), so two homevol runs on two hosts never lose an update or share an Export_Id; a crashed
+  run's lock expires after ``lock_duration``.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ class ExportSet(Protocol):
     shared: bool  # other hosts write it too: read it again under the lock before applying
     where: str  # for messages: the directory, or rados://pool/namespace
 
-    def scan(self) -> Scan: ...
+    def scan(self, projects: frozenset[str] | None = None) -> Scan: ...
     def prepare(self) -> None: ...
     def write(self, project: str, body: str, fields: Iterable[tuple[str, str]]) -> str | None: ...
     def remove(self, project: str) -> str | None: ...
     def put_back(self, project: str, text: str | None) -> None: ...
     def dbus_file(self, project: str) -> Path: ...
+    def pointer(self, project: str) -> Path: ...
     def write_index(self, projects: set[str]) -> None: ...
     def locked(self) -> contextlib.AbstractContextManager[None]: ...
     def close(self) -> None: ...
@@ -69,8 +71,8 @@ class FileExportSet:
         self.index = Path(cfg.index)
         self.where = str(self.files.directory)
 
-    def scan(self) -> Scan:
-        return self.files.scan()
+    def scan(self, projects: frozenset[str] | None = None) -> Scan:
+        return self.files.scan(projects)
 
     def prepare(self) -> None:
         self.files.prepare()
@@ -85,6 +87,10 @@ class FileExportSet:
         self.files.put_back(project, text)
 
     def dbus_file(self, project: str) -> Path:
+        return self.files.path_of(project)
+
+    def pointer(self, project: str) -> Path:
+        """The file a head is handed for an export the set already holds: the export's own."""
         return self.files.path_of(project)
 
     def write_index(self, projects: set[str]) -> None:
@@ -117,12 +123,16 @@ class RadosExportSet:
         return f"{self.where}/{name}"
 
     # ----- reading -----------------------------------------------------------------------
-    def scan(self) -> Scan:
+    def scan(self, projects: frozenset[str] | None = None) -> Scan:
         """Every object of the namespace: homevol's by their header; another one that holds
         EXPORT blocks (the mgr's ``export-<id>``) is foreign; the rest (the grace database,
-        the heads' recovery objects) are not exports at all and are passed over."""
+        the heads' recovery objects) are not exports at all and are passed over. With
+        ``projects``, only their objects (a partial scan)."""
         scan = Scan()
-        for name in sorted(self._client.names()):
+        scan.state.partial = projects is not None
+        names = self._client.names() if projects is None else [
+            _object(p) for p in projects if is_project_name(p)]
+        for name in sorted(names):
             if name == self.cfg.config_object:
                 continue
             text = self._client.read(name) or ""
@@ -157,7 +167,7 @@ class RadosExportSet:
     def write(self, project: str, body: str, fields: Iterable[tuple[str, str]]) -> str | None:
         before = self._current(project)
         self._client.write_full(_object(project), render_file(project, body, fields))
-        _write_if_changed(self.dbus_file(project), f'%url "{self.url(_object(project))}"\n')
+        self.pointer(project)
         return before
 
     def remove(self, project: str) -> str | None:
@@ -175,6 +185,12 @@ class RadosExportSet:
 
     def dbus_file(self, project: str) -> Path:
         return self.pointers / f"{PREFIX}{project}{SUFFIX}"
+
+    def pointer(self, project: str) -> Path:
+        """The one-line file for an object already in the set (another host may have written
+        it, so this host may have no such file yet)."""
+        _write_if_changed(self.dbus_file(project), f'%url "{self.url(_object(project))}"\n')
+        return self.dbus_file(project)
 
     def write_index(self, projects: set[str]) -> None:
         """The config object: one ``%url`` per export, what every head loads when it starts."""

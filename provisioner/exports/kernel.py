@@ -16,9 +16,9 @@ import subprocess
 from pathlib import Path
 
 from ..config import KernelExportsConfig
-from ..errors import ApplyError, HomevolError
+from ..errors import HomevolError
 from ..model import ExportRule, Finding
-from . import AppliedState, ApplyResult, ExportChange
+from . import AppliedState, ApplyResult, ExportChange, HeadState, LiveExport
 from .store import PREFIX, ManagedFiles, read_managed, render_file
 
 SUFFIX = ".exports"
@@ -82,6 +82,7 @@ def parse(project: str, text: str) -> tuple[ExportRule | None, bool, bool]:
 
 class KernelExports:
     name = "kernel"
+    repairs_heads = False  # one server, whose export table is the files: nothing to repair
 
     def __init__(self, cfg: KernelExportsConfig) -> None:
         self.cfg = cfg
@@ -139,18 +140,20 @@ class KernelExports:
     def close(self) -> None:
         pass
 
-    def live(self, head: str | None = None) -> dict[str, tuple[str, ...]]:
+    def read_heads(self, paths: frozenset[str] | None = None) -> list[HeadState]:
         """Path → clients from the export table exportfs keeps (``exports.kernel.etab``)."""
         table: dict[str, set[str]] = {}
         try:
             lines = Path(self.cfg.etab).read_text().splitlines()
         except OSError as exc:
-            raise ApplyError(f"cannot read the kernel export table {self.cfg.etab}: {exc.strerror}") from None
+            return [HeadState("exportfs", error=f"cannot read the kernel export table "
+                              f"{self.cfg.etab}: {exc.strerror}")]
         for line in lines:
             path, _, spec = line.partition("\t")
-            if spec:
+            if spec and (paths is None or path in paths):
                 table.setdefault(path, set()).add(spec.partition("(")[0])
-        return {path: tuple(sorted(clients)) for path, clients in table.items()}
+        return [HeadState("exportfs", {path: LiveExport(0, path, tuple(sorted(clients)))
+                                       for path, clients in table.items()})]
 
     def missing_tool(self) -> str | None:
         """Why the reload command cannot run on this machine, or None."""

@@ -1,14 +1,17 @@
 """Three NFS-Ganesha heads serving one export set kept in RADOS, each in its own network namespace
 with its own address, clustered with the ``rados_cluster`` recovery backend; real NFS clients in
 other namespaces. A project's change reaches every head; ``verify`` names a head that differs;
-a head killed with ``kill -9`` whose address moves to another head (a VIP failover) leaves its
-clients reading and writing, and no head ever admits a client the directory does not allow.
+``sync`` repairs just the head that drifted from the set (a missed or hand-made DBus change) and
+leaves the set alone when a head cannot be asked; a head killed with ``kill -9`` whose address
+moves to another head (a VIP failover) leaves its clients reading and writing, and no head ever
+admits a client the directory does not allow.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +19,7 @@ from provisioner.config import GaneshaExportsConfig
 from provisioner.exports.ganesha import _Server
 from tests.conftest import Workspace
 from tests.support.ceph import CephCluster
-from tests.support.nfs_stack import NfsStack, write_inventory
+from tests.support.nfs_stack import HOSTS, NfsStack, write_inventory
 from tests.support.rados_head import (
     CONFIG_OBJECT,
     NAMESPACES,
@@ -25,6 +28,7 @@ from tests.support.rados_head import (
     RadosHead,
     grace,
     prepare_pool,
+    rados,
 )
 
 NAMESPACE = NAMESPACES[1]
@@ -60,7 +64,7 @@ def cluster_ws(workspace: Workspace, heads: list[RadosHead]) -> Iterator[Workspa
                               "pool": POOL, "namespace": NAMESPACE, "config_object": CONFIG_OBJECT,
                               "timeout": 5.0}}})
     yield workspace
-    for project in ("hall", "hfail"):
+    for project in ("hall", "hfail", "hdrift", "hstray", "hdown"):
         workspace.homevol("purge", "--yes", project)
 
 
@@ -117,6 +121,96 @@ def test_a_projects_change_is_effective_on_every_head(cluster_ws: Workspace, hea
     assert cluster_ws.homevol("verify").code == 0
 
 
+def _export_id(head: RadosHead, project: str) -> int:
+    return next(i for i, path, _ in _Server(GaneshaExportsConfig(), head.bus).exports()
+                if path.endswith(f"/{project}"))
+
+
+def _tell(head: RadosHead, block: str, export_id: int, where: Path, *, add: bool = False) -> None:
+    """A DBus change made on one head behind homevol's back, from a file of its own."""
+    where.write_text(block)
+    with _Server(GaneshaExportsConfig(), head.bus) as server:
+        (server.add if add else server.update)(where, export_id)
+
+
+def _set_object(head: RadosHead, project: str) -> str:
+    return rados(head.cluster, NAMESPACE, "get", f"homevol-{project}", "-").stdout
+
+
+def test_sync_repairs_only_the_head_that_drifted_from_the_set(
+        cluster_ws: Workspace, heads: list[RadosHead], nfs_stack: NfsStack) -> None:
+    write_inventory(cluster_ws.root, {"hdrift": ["hvA"]})
+    assert cluster_ws.homevol("onboard", "hdrift").code == 0
+    block = _set_object(heads[0], "hdrift")
+    export_id = _export_id(heads[0], "hdrift")
+    # the second head is widened to hvB by hand; the third loses the export (a missed update)
+    wider = block.replace(f"Clients = {HOSTS['hvA']};", f"Clients = {HOSTS['hvA']}, {HOSTS['hvB']};")
+    assert wider != block
+    _tell(heads[1], wider, export_id, cluster_ws.root / "wider.conf")
+    with _Server(GaneshaExportsConfig(), heads[2].bus) as server:
+        server.remove(export_id)
+    assert _allowed(nfs_stack, "hvB", heads[1].address, "hdrift")  # the drift is real
+
+    differs = cluster_ws.homevol("verify", "--json")
+    assert differs.code == 5
+    assert sorted((d["project"], d["head"], d["extra"], d["missing"])
+                  for d in differs.json["differences"]) == sorted(
+        [("hdrift", heads[1].bus, [HOSTS["hvB"]], []), ("hdrift", heads[2].bus, [], [HOSTS["hvA"]])])
+
+    repaired = cluster_ws.homevol("sync", "--json")
+    assert repaired.code == 0, repaired.stderr + repaired.stdout
+    [change] = [c for c in repaired.json["exports"] if c["action"] != "unchanged"]
+    assert (change["project"], sorted(change["heads"])) == ("hdrift", sorted([heads[1].bus, heads[2].bus]))
+    assert _set_object(heads[0], "hdrift") == block  # the set was right: not written
+    assert cluster_ws.homevol("verify").code == 0
+    for head in heads:  # each head as the directory says, none restarted
+        assert _allowed(nfs_stack, "hvA", head.address, "hdrift"), head.node
+        assert _hidden(nfs_stack, "hvB", head.address, "hdrift"), head.node
+    assert "no changes" in cluster_ws.homevol("sync").stdout
+
+
+def test_sync_removes_from_a_head_an_export_the_set_no_longer_has(
+        cluster_ws: Workspace, heads: list[RadosHead], nfs_stack: NfsStack) -> None:
+    write_inventory(cluster_ws.root, {"hstray": ["hvA"]})
+    assert cluster_ws.homevol("onboard", "hstray").code == 0
+    block, export_id = _set_object(heads[0], "hstray"), _export_id(heads[0], "hstray")
+    assert cluster_ws.homevol("offboard", "hstray").code == 0
+    _tell(heads[0], block, export_id, cluster_ws.root / "stray.conf", add=True)  # missed the removal
+    assert _allowed(nfs_stack, "hvA", heads[0].address, "hstray")
+    differs = cluster_ws.homevol("verify", "--json")
+    assert [(d["project"], d["head"]) for d in differs.json["differences"]] == [("hstray", heads[0].bus)]
+
+    repaired = cluster_ws.homevol("sync", "--json")
+    assert repaired.code == 0, repaired.stderr + repaired.stdout
+    [change] = [c for c in repaired.json["exports"] if c["action"] != "unchanged"]
+    assert (change["project"], change["action"], change["heads"]) == ("hstray", "remove", [heads[0].bus])
+    assert cluster_ws.homevol("verify").code == 0
+    for head in heads:
+        assert _hidden(nfs_stack, "hvA", head.address, "hstray"), head.node
+
+
+def test_a_head_that_cannot_be_asked_is_its_own_failure_and_never_changes_the_set(
+        cluster_ws: Workspace, heads: list[RadosHead], nfs_stack: NfsStack) -> None:
+    write_inventory(cluster_ws.root, {"hdown": ["hvA"]})
+    assert cluster_ws.homevol("onboard", "hdown").code == 0
+    block, export_id = _set_object(heads[0], "hdown"), _export_id(heads[0], "hdown")
+    with _Server(GaneshaExportsConfig(), heads[1].bus) as server:
+        server.remove(export_id)
+    gone = f"unix:path={cluster_ws.root}/no-such-head"
+    cluster_ws.configure(exports={"ganesha": {"heads": [*(h.bus for h in heads), gone]}})
+    try:
+        result = cluster_ws.homevol("sync", "--json")
+    finally:
+        cluster_ws.configure(exports={"ganesha": {"heads": [h.bus for h in heads]}})
+    assert result.code == 1
+    failed = [r for r in result.json["results"] if not r["ok"]]
+    assert [r["action"] for r in failed] == ["head-read"] and gone in failed[0]["detail"]
+    assert [r["project"] for r in result.json["results"] if r["ok"]] == ["hdown"]
+    assert _set_object(heads[0], "hdown") == block  # never a reason to touch the set
+    assert _allowed(nfs_stack, "hvA", heads[1].address, "hdown")  # the readable head was repaired
+
+
+# last: the head it kills stays dead for the rest of the module
 def test_a_client_goes_on_through_another_head_when_its_head_dies(
         cluster_ws: Workspace, heads: list[RadosHead], nfs_stack: NfsStack) -> None:
     write_inventory(cluster_ws.root, {"hfail": ["hvA"]})
