@@ -111,11 +111,26 @@ def ceph_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephClust
 
 
 @pytest.fixture(scope="session")
-def openstack_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenStackData]:
-    """A real Keystone and two Nova regions (Nova's functional harness), with messy data."""
+def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
+    """One private RabbitMQ on loopback for the session (its own epmd); stopped by pid."""
+    require(rabbitmq_support.available(), "RabbitMQ (Debian package rabbitmq-server)")
+    broker = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"))
+    broker.prepare()
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def openstack_cloud(tmp_path_factory: pytest.TempPathFactory, rabbitmq: RabbitMQ
+                    ) -> Iterator[OpenStackData]:
+    """A real Keystone and two Nova regions (Nova's functional harness), with messy data. Both
+    send their notifications to the session's RabbitMQ (started first), as docs/listen.md says."""
     require(openstack_support.available(),
             "Keystone, uWSGI and Nova in .openstack-venv (scripts/openstack-test-services)")
-    cloud = Cloud(tmp_path_factory.mktemp("openstack"))
+    cloud = Cloud(tmp_path_factory.mktemp("openstack"), notifications_url=rabbitmq.url)
     try:
         cloud.start()
         yield seed_messy_cloud(cloud)
@@ -129,16 +144,3 @@ def openstack_workspace(workspace: Workspace, openstack_cloud: OpenStackData) ->
     workspace.configure(directory=openstack_support.directory_settings(
         openstack_cloud.cloud, workspace.root / "openstack.password"))
     return workspace
-
-
-@pytest.fixture(scope="session")
-def rabbitmq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQ]:
-    """One private RabbitMQ on loopback for the session (its own epmd); stopped by pid."""
-    require(rabbitmq_support.available(), "RabbitMQ (Debian package rabbitmq-server)")
-    broker = RabbitMQ(tmp_path_factory.mktemp("rabbitmq"))
-    broker.prepare()
-    try:
-        broker.start()
-        yield broker
-    finally:
-        broker.stop()

@@ -10,6 +10,13 @@ chose, through a small control path ``/_harness/ports`` on the same socket; a ne
 ``/_harness/networks`` gives the ports Nova creates on it the next free address (many servers
 booted in one request, as the benchmark does).
 
+Notifications: the test base replaces Nova's notifiers with in-memory fakes (``NotificationFixture``)
+and its RPC with oslo.messaging's fake driver. Given a nova.conf excerpt (``notifications`` in the
+settings: ``[oslo_messaging_notifications]`` and ``[notifications]``, as docs/listen.md has them),
+the harness applies it and runs Nova's own notifier set-up again (``nova.rpc.init``, the RPC kept
+fake), so versioned notifications go to the real RabbitMQ, on exchange ``nova``, as a deployed
+Nova sends them.
+
 Usage: ``nova_harness.py CONFIG.json``; prints ``READY <port>`` once it serves.
 """
 import importlib
@@ -21,6 +28,7 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 os.environ["OS_NOVA_DISABLE_EVENTLET_PATCHING"] = "1"
 importlib.import_module("nova.tests.functional")  # before oslo.messaging: else the server thread hangs
 
+import configparser  # noqa: E402
 import copy  # noqa: E402
 import ipaddress  # noqa: E402
 import json  # noqa: E402
@@ -28,10 +36,12 @@ import socketserver  # noqa: E402
 import threading  # noqa: E402
 import uuid  # noqa: E402
 import warnings  # noqa: E402
+from unittest import mock  # noqa: E402
 from wsgiref import simple_server  # noqa: E402
 
 from keystoneauth1 import loading as ks_loading  # noqa: E402
 from nova import conf as nova_conf  # noqa: E402
+from nova import rpc  # noqa: E402
 from nova.tests import fixtures as nova_fixtures  # noqa: E402
 from nova.tests.functional import integrated_helpers  # noqa: E402
 
@@ -153,6 +163,20 @@ class Harness(integrated_helpers._IntegratedTestBase):
         super()._setup_services()
 
 
+def _real_notifications(path):
+    """The nova.conf excerpt at ``path`` applied, then Nova's notifiers made anew from it."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str
+    parser.read(path)
+    rpc.set_defaults(control_exchange="nova")  # what nova.config.parse_args does
+    for group in parser.sections():
+        for key, value in parser.items(group):
+            opt = CONF._get_opt_info(key, group)["opt"]
+            CONF.set_override(key, [value] if opt.multi else value, group=group)
+    with mock.patch.object(rpc, "create_transport", return_value=rpc.TRANSPORT):
+        rpc.init(CONF)  # NOTIFICATION_TRANSPORT from [oslo_messaging_notifications]: the real one
+
+
 def _control(ports, environ):
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = json.loads(environ["wsgi.input"].read(length) or b"{}")
@@ -201,6 +225,8 @@ def main():
 
     nova_policy.reset()
     nova_policy.init()
+    if settings.get("notifications"):
+        _real_notifications(settings["notifications"])
     ports = ProjectPorts(harness.neutron)
     server = simple_server.make_server(settings.get("host", "127.0.0.1"), settings.get("port", 0),
                                        _app(harness.api_fixture.app(), ports), server_class=_Server,

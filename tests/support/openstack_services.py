@@ -2,7 +2,9 @@
 
 Both run from the OpenStack venv ``.openstack-venv`` that ``scripts/openstack-test-services``
 makes (its own venv: Keystone and Nova pin what homevol must not). Started once per test
-session; stopped by their own pids. Traffic stays on 127.0.0.1.
+session; stopped by their own pids. Traffic stays on 127.0.0.1. Given a RabbitMQ URL, both send
+their notifications there with the settings docs/listen.md gives operators (the broker must be
+up first: a notifier blocks while it retries).
 """
 
 from __future__ import annotations
@@ -26,6 +28,31 @@ ADMIN_PW = "admin-secret"
 NOVA_PW = "nova-secret"
 REGIONS = ("RegionOne", "RegionTwo")
 
+# docs/listen.md, "Setting it up": what an operator puts in keystone.conf and nova.conf so that
+# homevol listen hears the cloud (the transport_url is the site's broker)
+KEYSTONE_NOTIFICATIONS = {
+    "oslo_messaging_notifications": {"driver": "messagingv2", "topics": "notifications"},
+    "DEFAULT": {"notification_format": "basic"},
+}
+NOVA_NOTIFICATIONS = {
+    "oslo_messaging_notifications": {"driver": "messagingv2"},
+    "notifications": {"notification_format": "versioned",
+                      "versioned_notifications_topics": "versioned_notifications"},
+}
+
+
+def notification_settings(documented: dict[str, dict[str, str]], transport_url: str
+                          ) -> dict[str, dict[str, str]]:
+    """The documented settings, with the notifications sent to ``transport_url``."""
+    settings = {section: dict(values) for section, values in documented.items()}
+    settings["oslo_messaging_notifications"]["transport_url"] = transport_url
+    return settings
+
+
+def ini(settings: dict[str, dict[str, str]]) -> str:
+    return "".join(f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
+                   for section, values in settings.items())
+
 
 def available() -> bool:
     return all((VENV / "bin" / tool).exists() for tool in ("keystone-manage", "uwsgi", "python"))
@@ -45,8 +72,9 @@ def _stop(proc: subprocess.Popen[Any] | None) -> None:
 class Keystone:
     """Keystone 30 under uWSGI with an SQLite database in ``workdir``."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, notifications_url: str = "") -> None:
         self.workdir = workdir
+        self.notifications_url = notifications_url  # a RabbitMQ; empty: Keystone sends none
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v3"
         self.conf = workdir / "keystone.conf"
@@ -58,9 +86,13 @@ class Keystone:
 
     def prepare(self) -> None:
         d = self.workdir
+        notifications = {"DEFAULT": {}, "oslo_messaging_notifications": {}}
+        if self.notifications_url:
+            notifications = notification_settings(KEYSTONE_NOTIFICATIONS, self.notifications_url)
+        default = "".join(f"{k} = {v}\n" for k, v in notifications.pop("DEFAULT").items())
         self.conf.write_text(f"""[DEFAULT]
 log_file = {d}/keystone.log
-[database]
+{default}{ini(notifications) if notifications["oslo_messaging_notifications"] else ""}[database]
 connection = sqlite:///{d}/keystone.db
 [token]
 provider = fernet
@@ -123,9 +155,14 @@ class NovaHarness:
     def start(self, deadline_s: float = 120) -> None:
         _link_paste_config()
         settings = self.workdir / "harness.json"
+        notifications = ""
+        if self.keystone.notifications_url:  # the same broker as Keystone's
+            notifications = self.workdir / "nova-notifications.conf"
+            notifications.write_text(ini(notification_settings(NOVA_NOTIFICATIONS,
+                                                               self.keystone.notifications_url)))
         settings.write_text(json.dumps({"keystone": {
             "auth_url": self.keystone.url, "username": "nova", "password": NOVA_PW, "project": "service"},
-            "policy_file": str(POLICIES / "nova-policy.yaml")}))
+            "policy_file": str(POLICIES / "nova-policy.yaml"), "notifications": str(notifications)}))
         log: IO[bytes] = (self.workdir / "nova.log").open("wb")
         self.proc = subprocess.Popen(
             [str(VENV / "bin" / "python"), str(HARNESS), str(settings)], stdin=subprocess.PIPE,
@@ -204,11 +241,13 @@ BUILDER_PW = "builder-secret"
 
 
 class Cloud:
-    """Keystone plus one Nova harness per region, and the calls the tests make data with."""
+    """Keystone plus one Nova harness per region, and the calls the tests make data with.
+    ``notifications_url``: a running RabbitMQ that Keystone and every Nova send notifications to."""
 
-    def __init__(self, workdir: Path, regions: tuple[str, ...] = REGIONS) -> None:
+    def __init__(self, workdir: Path, regions: tuple[str, ...] = REGIONS,
+                 notifications_url: str = "") -> None:
         self.workdir = workdir
-        self.keystone = Keystone(workdir / "keystone")
+        self.keystone = Keystone(workdir / "keystone", notifications_url)
         self.novas = {r: NovaHarness(workdir / f"nova-{r}", self.keystone, r) for r in regions}
         self.admin: Any = None
         self.builder: Any = None
