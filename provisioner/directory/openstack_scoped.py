@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import OpenStackConfig
+from ..errors import DirectoryError
 from ..model import Finding
 from ..names import parse_ipv4
 from . import Snapshot
@@ -98,7 +99,9 @@ def read_scoped(directory: OpenStackDirectory, state_dir: str, projects: frozens
     claimed = {a for s in servers.values() for a in _addresses(s, cfg)}
     holders: dict[tuple[str, str], Server] = {}
     for address in sorted(claimed):
-        holders.update(((s.region, s.id), s) for s in directory.servers_at(address)
+        found = list(directory.servers_at(address))
+        _check_answer(address, found, [s for s in servers.values() if address in _addresses(s, cfg)])
+        holders.update(((s.region, s.id), s) for s in found
                        if s.project_id not in own and _addresses(s, cfg) & claimed)
     for pid in sorted({s.project_id for s in holders.values()}):
         entry = directory.project(pid)
@@ -115,6 +118,16 @@ def read_scoped(directory: OpenStackDirectory, state_dir: str, projects: frozens
         projects=tuple(raw), hosts=tuple(hosts), source=directory.source, searches=directory.listings,
         operations=directory.calls.count, findings=tuple(findings), scope=projects,
         any_projects=bool(own) or _any_project(keystone), any_hosts=bool(servers) or directory.any_server())
+
+
+def _check_answer(address: str, found: list[Server], asker: list[Server]) -> None:
+    """The servers at ``address`` must include the projects' own: Nova asking Neutron logs a
+    failed port search and answers with no server, which would hide every other holder."""
+    missing = {(s.region, s.id) for s in asker} - {(s.region, s.id) for s in found}
+    if missing:
+        region, server = sorted(missing)[0]
+        raise DirectoryError(f"openstack: Nova's ip={address} filter ({region or 'default region'}) "
+                             f"did not return server {server}, which holds it; not trusting the answer")
 
 
 def _add_gid_sharers(keystone: _Keystone, cfg: OpenStackConfig, own: Iterable[dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from provisioner import config as config_module
 from provisioner.config import OpenStackConfig
 from provisioner.directory import Snapshot
 from provisioner.directory.openstack import OpenStackDirectory, read_openstack
+from provisioner.errors import DirectoryError
 from provisioner.inventory import build_inventory
 from provisioner.model import Inventory
 from tests.conftest import Workspace
@@ -21,6 +22,7 @@ from tests.integration.conftest import onboard_all
 from tests.support.openstack_data import R1, R2, READER_PW, OpenStackData
 from tests.support.openstack_services import admin_connection
 
+CIDR = "10.21.0.0/16"  # Nova keeps only the fixed addresses inside their subnet
 SEEDED = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "Bad.Name")
 
 
@@ -41,36 +43,35 @@ class Messy:
             return made
 
         a = cloud.project("sc-a")  # one server per region
-        cloud.server(a, "sc-a1", R1, network="net-sc", ip="10.21.1.1")
-        cloud.server(a, "sc-a2", R2, network="net-sc", ip="10.21.1.2")
+        cloud.server(a, "sc-a1", R1, network="net-sc", cidr=CIDR, ip="10.21.1.1")
+        cloud.server(a, "sc-a2", R2, network="net-sc", cidr=CIDR, ip="10.21.1.2")
         b, c = cloud.project("sc-b"), cloud.project("sc-c")  # one address, two projects, two regions
-        cloud.server(b, "sc-b1", R1, network="net-sc", ip="10.21.2.1")
-        cloud.server(b, "sc-b2", R1, network="net-sc", ip="10.21.2.2")
-        cloud.server(c, "sc-c1", R2, network="net-sc-c", ip="10.21.2.1")
-        parent = cloud.project("sc-parent")  # disabled: its child is held
-        child = project("sc-child", parent_id=parent.id)
-        cloud.server(child, "sc-child1", R1, network="net-sc", ip="10.21.3.1")
-        admin.identity.update_project(parent, is_enabled=False)
+        cloud.server(b, "sc-b1", R1, network="net-sc", cidr=CIDR, ip="10.21.2.1")
+        cloud.server(b, "sc-b2", R1, network="net-sc", cidr=CIDR, ip="10.21.2.2")
+        cloud.server(c, "sc-c1", R2, network="net-sc-c", cidr=CIDR, ip="10.21.2.1")
+        # a child: its parents are walked (Keystone refuses to disable a parent of enabled children)
+        child = project("sc-child", parent_id=project("sc-mid", parent_id=cloud.project("sc-top").id).id)
+        cloud.server(child, "sc-child1", R1, network="net-sc", cidr=CIDR, ip="10.21.3.1")
         other = admin.identity.create_domain(name="sc-other")  # one name in two domains
         dup = cloud.project("sc-dup")
         project("sc-dup", domain_id=other.id)
-        cloud.server(dup, "sc-dup1", R1, network="net-sc", ip="10.21.4.1")
+        cloud.server(dup, "sc-dup1", R1, network="net-sc", cidr=CIDR, ip="10.21.4.1")
         cloud.project("sc-gid1", ["gid=62001"])  # one gid, two projects
         cloud.project("sc-gid2", ["gid=62001"])
         renamed = cloud.project("sc-renamed")
-        cloud.server(renamed, "sc-renamed1", R1, network="net-sc", ip="10.21.5.1")
+        cloud.server(renamed, "sc-renamed1", R1, network="net-sc", cidr=CIDR, ip="10.21.5.1")
         read_openstack(cfg, str(state))  # remembers sc-renamed's id
         admin.identity.update_project(renamed, name="sc-renamed2")
         ghost, e = cloud.project("sc-ghost"), cloud.project("sc-e")  # a deleted project's claim
-        cloud.server(ghost, "sc-ghost1", R1, network="net-sc-x", ip="10.21.6.1")
-        cloud.server(e, "sc-e1", R1, network="net-sc", ip="10.21.6.1")
+        cloud.server(ghost, "sc-ghost1", R1, network="net-sc-x", cidr=CIDR, ip="10.21.6.1")
+        cloud.server(e, "sc-e1", R1, network="net-sc", cidr=CIDR, ip="10.21.6.1")
         admin.identity.delete_project(ghost)
         bad, f = cloud.project("Sc.Bad"), cloud.project("sc-f")  # an invalid name claims nothing
-        cloud.server(bad, "sc-bad1", R1, network="net-sc-x", ip="10.21.7.1")
-        cloud.server(f, "sc-f1", R1, network="net-sc", ip="10.21.7.1")
+        cloud.server(bad, "sc-bad1", R1, network="net-sc-x", cidr=CIDR, ip="10.21.7.1")
+        cloud.server(f, "sc-f1", R1, network="net-sc", cidr=CIDR, ip="10.21.7.1")
         g, h = cloud.project("sc-g"), cloud.project("sc-h")  # Nova's ip=10.21.8.1 matches 10.21.8.10
-        cloud.server(g, "sc-g1", R1, network="net-sc", ip="10.21.8.1")
-        cloud.server(h, "sc-h1", R1, network="net-sc", ip="10.21.8.10")
+        cloud.server(g, "sc-g1", R1, network="net-sc", cidr=CIDR, ip="10.21.8.1")
+        cloud.server(h, "sc-h1", R1, network="net-sc", cidr=CIDR, ip="10.21.8.10")
         cloud.server(cloud.project("sc-i"), "sc-i1", R1)  # no address
 
 
@@ -128,7 +129,7 @@ def test_the_oddities_are_judged_from_the_scoped_side(cfg: OpenStackConfig, stat
     b = of("sc-b")
     assert [h.addresses for h in b.hosts_of("sc-b")] == [(), ("10.21.2.2",)]
     assert ("address-conflict", "10.21.2.1") in kinds(b, "sc-b")  # sc-c's, in the other region
-    assert of("sc-child").held["sc-child"] == "disabled"
+    assert of("sc-child").hosts_of("sc-child")[0].addresses == ("10.21.3.1",)
     assert of("sc-dup").held["sc-dup"] == "duplicate-name"
     assert of("sc-gid1").projects["sc-gid1"].gid is None
     assert of("sc-renamed2").held["sc-renamed2"] == "renamed"
@@ -179,6 +180,15 @@ def test_a_filter_nova_ignores_widens_nothing(cfg: OpenStackConfig, state: str,
         assert _about(scoped, project) == _about(full, project), project
 
 
+def test_an_ip_answer_without_the_askers_own_server_is_not_trusted(
+        cfg: OpenStackConfig, state: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nova asking Neutron logs a failed port search and answers with no server: that answer
+    would hide sc-c's claim on 10.21.2.1 and give it to sc-b."""
+    monkeypatch.setattr(OpenStackDirectory, "servers_at", lambda self, address: iter(()))
+    with pytest.raises(DirectoryError, match=r"ip=10\.21\.2\.1"):
+        _scoped(cfg, state, "sc-b")
+
+
 def test_the_number_of_calls_does_not_grow_with_the_cloud(cfg: OpenStackConfig, state: str,
                                                           openstack_cloud: OpenStackData) -> None:
     names = ("alpha", "beta", "sc-b", "sc-child", "sc-gid1", "epsilon")
@@ -186,8 +196,8 @@ def test_the_number_of_calls_does_not_grow_with_the_cloud(cfg: OpenStackConfig, 
     cloud = openstack_cloud.cloud
     for i in range(3):
         extra = cloud.project(f"sc-bulk{i}")
-        cloud.server(extra, f"sc-bulk{i}-1", R1, network="net-sc", ip=f"10.21.9.{i + 1}")
-        cloud.server(extra, f"sc-bulk{i}-2", R2, network="net-sc", ip=f"10.21.9.{i + 101}")
+        cloud.server(extra, f"sc-bulk{i}-1", R1, network="net-sc", cidr=CIDR, ip=f"10.21.9.{i + 1}")
+        cloud.server(extra, f"sc-bulk{i}-2", R2, network="net-sc", cidr=CIDR, ip=f"10.21.9.{i + 101}")
     assert {p: _scoped(cfg, state, p).operations for p in names} == before
     assert read_openstack(cfg, state).operations >= min(before.values())
     # P's entries, its servers and one query per address and region: a handful, whatever the cloud
