@@ -41,7 +41,7 @@ def read_snapshot(cfg: Config, projects: frozenset[str] | None = None) -> Snapsh
     if cfg.directory.source == "openstack":
         from .openstack import read_openstack
 
-        return read_openstack(cfg.directory.openstack, cfg.state_dir)
+        return read_openstack(cfg.directory.openstack, cfg.state_dir, projects)
     if cfg.directory.source == "ldap":
         from .ldap import read_ldap
 

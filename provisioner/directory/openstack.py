@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from ..config import OpenStackConfig
 from ..errors import DirectoryError
@@ -106,11 +108,25 @@ class OpenStackDirectory:
         _guarded("authenticate", self.first.authorize)
 
     @property
+    def source(self) -> str:
+        regions = ", ".join(r for r in self.conns if r) or "default region"
+        return f"openstack:{self.auth_url} ({regions})"
+
+    @property
+    def token_project_id(self) -> str | None:
+        """The project the token is scoped to (None: system scope or unscoped); no request."""
+        return _guarded("authenticate", lambda: self.first.current_project_id)
+
+    @property
     def auth_url(self) -> str:
         return str(self.first.config.get_auth_args().get("auth_url") or self.cfg.auth_url)
 
-    def _get(self, service: Any, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _get(self, service: Any, path: str, params: dict[str, Any] | None = None, *,
+             missing: bool = False) -> dict[str, Any]:
+        """One GET; any failure is a DirectoryError, but a 404 is ``{}`` when ``missing``."""
         response = _guarded(f"GET {path}", lambda: service.get(path, params=params or {}))
+        if missing and response.status_code == 404:
+            return {}
         if response.status_code >= 400:
             raise DirectoryError(f"openstack: GET {path}: HTTP {response.status_code}: "
                                  f"{response.text[:200]}")
@@ -124,18 +140,39 @@ class OpenStackDirectory:
             url = f"{self.auth_url.rstrip('/')}/auth/projects"
             response = _guarded("GET /auth/projects", lambda: self.first.session.get(url))
             return list(_guarded("GET /auth/projects", response.json).get("projects", []))
-        params = {}
+        return self._listed({})
+
+    def _listed(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """``GET /projects`` with ``params``, in the configured domain only."""
         if self.cfg.domain:
-            params["domain_id"] = self._domain_id(self.cfg.domain)
+            params = {**params, "domain_id": self.domain_id}
         body = self._get(self.first.identity, "/projects", params)
         if body.get("truncated"):
             raise DirectoryError("openstack: Keystone truncated the project list (list_limit); "
                                  "raise [DEFAULT] list_limit or give the reader a smaller domain")
         return list(body.get("projects", []))
 
-    def _domain_id(self, domain: str) -> str:
+    @functools.cached_property
+    def domain_id(self) -> str:
+        domain = self.cfg.domain
         found = self._get(self.first.identity, "/domains", {"name": domain}).get("domains", [])
         return str(found[0]["id"]) if found else domain
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        """Every project called ``name`` (in the domain). The database's collation may match
+        other cases too: the caller compares names itself."""
+        self.listings += 1
+        return [p for p in self._listed({"name": name}) if p.get("name") == name]
+
+    def tagged(self, tag: str) -> list[dict[str, Any]]:
+        """Every project with the tag ``tag`` (in the domain)."""
+        self.listings += 1
+        return [p for p in self._listed({"tags-any": tag}) if tag in (p.get("tags") or ())]
+
+    def project(self, project_id: str) -> dict[str, Any] | None:
+        """One project by id; None when Keystone has none (deleted)."""
+        body = self._get(self.first.identity, f"/projects/{quote(project_id, safe='')}", missing=True)
+        return dict(body["project"]) if "project" in body else None
 
     def all_servers(self) -> Iterator[Server]:
         """Every server of every project, one paged listing per region."""
@@ -146,6 +183,38 @@ class OpenStackDirectory:
 
             listing = _guarded(f"list servers ({region or 'default region'})", listing_of)
             yield from (server_from(s, region) for s in listing)
+
+    def _servers(self, what: str, **filters: Any) -> Iterator[Server]:
+        """The all-tenants listing with ``filters``, in every region. Nova drops a filter it
+        does not allow the caller without saying so: the caller judges what comes back."""
+        for region, conn in self.conns.items():
+            self.listings += 1
+            def listing_of(c: Any = conn) -> list[Any]:
+                return list(c.compute.servers(details=True, all_projects=True, limit=self.cfg.page_size,
+                                              **filters))
+
+            listing = _guarded(f"list servers {what} ({region or 'default region'})", listing_of)
+            yield from (server_from(s, region) for s in listing)
+
+    def servers_of(self, project_id: str) -> Iterator[Server]:
+        """One project's servers, all regions (``project_id`` filter: needs allow_all_filters)."""
+        return self._servers(f"of project {project_id}", project_id=project_id)
+
+    def servers_at(self, address: str) -> Iterator[Server]:
+        """Servers whose fixed address matches ``address``: a prefix regex (Nova) or a substring
+        (Nova through Neutron's ip-substring-filtering), so a superset of the holders."""
+        return self._servers(f"at {address}", ipv4_address=address)
+
+    def any_server(self) -> bool:
+        """Does any region hold any server (one page of one)?"""
+        for region, conn in self.conns.items():
+            self.listings += 1
+            def first(c: Any = conn) -> list[Any]:
+                return list(itertools.islice(c.compute.servers(details=True, all_projects=True, limit=1), 1))
+
+            if _guarded(f"list servers ({region or 'default region'})", first):
+                return True
+        return False
 
     def project_servers(self, project_id: str) -> list[Server] | int:
         """One project's servers in every region, or the HTTP status that refused them."""
@@ -168,28 +237,45 @@ class OpenStackDirectory:
         return servers
 
 
-def read_openstack(cfg: OpenStackConfig, state_dir: str) -> Snapshot:
-    """Keystone projects and Nova servers as one Snapshot; DirectoryError on any failure."""
+def read_openstack(cfg: OpenStackConfig, state_dir: str, projects: frozenset[str] | None = None) -> Snapshot:
+    """Keystone projects and Nova servers as one Snapshot, all of it or what bears on
+    ``projects``; DirectoryError on any failure.
+
+    The scoped read (``openstack_scoped``) needs the all-tenants listing: a project reader
+    (per-project mode) cannot ask Nova who else holds an address, and Nova's ``ip`` filter
+    sees no floating address. There a scoped request is the full read, narrowed."""
     try:
         import openstack  # noqa: F401
     except ImportError:
         raise DirectoryError("openstack: openstacksdk is not installed "
                              "(pip install 'homevol[openstack]')") from None
     directory = OpenStackDirectory(cfg)
+    if projects is not None:
+        if cfg.mode == "all-projects" and "floating" not in cfg.addresses:
+            from .openstack_scoped import read_scoped
+
+            return read_scoped(directory, state_dir, projects)
+        from .scoped import narrow
+
+        return narrow(_read_all(directory, state_dir), projects)
+    return _read_all(directory, state_dir)
+
+
+def _read_all(directory: OpenStackDirectory, state_dir: str) -> Snapshot:
+    cfg = directory.cfg
     findings: list[Finding] = []
     projects = raw_projects(directory.projects(), cfg, findings)
     projects = judge_renames(projects, Path(state_dir), cfg.accept_renames, findings)
     if cfg.mode == "per-project":
         hosts, projects = _per_project(directory, projects, findings)
     else:
-        hosts, projects = _hosts(directory.all_servers(), projects, cfg, findings)
-    regions = ", ".join(r for r in directory.conns if r) or "default region"
-    return Snapshot(projects=tuple(projects), hosts=tuple(hosts),
-                    source=f"openstack:{directory.auth_url} ({regions})", searches=directory.listings,
+        hosts, projects = host_list(directory.all_servers(), projects, cfg, findings)
+    return Snapshot(projects=tuple(projects), hosts=tuple(hosts), source=directory.source,
+                    searches=directory.listings,
                     operations=directory.calls.count, findings=tuple(findings))
 
 
-def _hosts(servers: Iterator[Server] | list[Server], projects: list[RawProject], cfg: OpenStackConfig,
+def host_list(servers: Iterator[Server] | list[Server], projects: list[RawProject], cfg: OpenStackConfig,
            findings: list[Finding]) -> tuple[list[RawHost], list[RawProject]]:
     """Each server under its project's name; a project not listed claims under its id."""
     names = {p.id: p.name for p in projects}
@@ -231,4 +317,4 @@ def _per_project(directory: OpenStackDirectory, projects: list[RawProject],
         elif result is not None:
             servers += result
         kept.append(project)
-    return _hosts(servers, kept, directory.cfg, findings)
+    return host_list(servers, kept, directory.cfg, findings)

@@ -49,7 +49,19 @@ def claimant(project_id: str) -> str:
     return f"id:{project_id}"
 
 
-def _gid(project: Mapping[str, Any], cfg: OpenStackConfig, mapped: Mapping[str, int]) -> int | None:
+def _canonical(value: str) -> int | None:
+    """A gid written the one way Keystone can be searched for (``61001``: ASCII digits, no
+    leading zero), so the scoped read's tag query finds every project a full read gives it to."""
+    if value.isascii() and value.isdigit() and str(int(value)) == value:
+        return int(value)
+    return None
+
+
+def gid_tag(cfg: OpenStackConfig, gid: int) -> str:
+    return f"{cfg.gid_tag_prefix}{gid}"
+
+
+def project_gid(project: Mapping[str, Any], cfg: OpenStackConfig, mapped: Mapping[str, int]) -> int | None:
     name = project.get("name", "")
     if name in mapped:
         return mapped[name]
@@ -57,14 +69,18 @@ def _gid(project: Mapping[str, Any], cfg: OpenStackConfig, mapped: Mapping[str, 
         value = project.get(cfg.gid_property)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
+        if isinstance(value, str) and (gid := _canonical(value)) is not None:
+            return gid
     if cfg.gid_tag_prefix:
         for tag in project.get("tags") or ():
             rest = tag[len(cfg.gid_tag_prefix):] if tag.startswith(cfg.gid_tag_prefix) else ""
-            if rest.isdigit():
-                return int(rest)
+            if (gid := _canonical(rest)) is not None:
+                return gid
     return None
+
+
+def gid_map(cfg: OpenStackConfig) -> dict[str, int]:
+    return {k: int(v) for k, _, v in (e.partition("=") for e in cfg.gid_map)}
 
 
 def _disabled(project: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]) -> bool:
@@ -80,12 +96,15 @@ def _disabled(project: Mapping[str, Any], by_id: Mapping[str, Mapping[str, Any]]
 
 
 def raw_projects(listed: Iterable[Mapping[str, Any]], cfg: OpenStackConfig,
-                 findings: list[Finding]) -> list[RawProject]:
-    """Each listed Keystone project as a RawProject; disabled and same-named ones held."""
+                 findings: list[Finding], ancestors: Iterable[Mapping[str, Any]] = ()) -> list[RawProject]:
+    """Each listed Keystone project as a RawProject; disabled and same-named ones held.
+
+    ``ancestors``: more projects only to walk up to (a scoped read lists every project of each
+    name it judges, but of their parents only the chain above them)."""
     projects = [p for p in listed if not p.get("is_domain")]
-    by_id = {str(p["id"]): p for p in projects}
+    by_id = {str(p["id"]): p for p in (*ancestors, *projects) if not p.get("is_domain")}
     names = Counter(p.get("name") for p in projects)
-    mapped = {k: int(v) for k, _, v in (e.partition("=") for e in cfg.gid_map)}
+    mapped = gid_map(cfg)
     out = []
     for project in projects:
         pid, name = str(project["id"]), str(project.get("name", ""))
@@ -100,7 +119,7 @@ def raw_projects(listed: Iterable[Mapping[str, Any]], cfg: OpenStackConfig,
             findings.append(Finding("project-disabled", f"Keystone project {name} ({pid}) is disabled "
                                     "(or below a disabled parent); not exported, data kept",
                                     project=name))
-        out.append(RawProject(dn=f"keystone:{pid}", name=name, id=pid, gid=_gid(project, cfg, mapped),
+        out.append(RawProject(dn=f"keystone:{pid}", name=name, id=pid, gid=project_gid(project, cfg, mapped),
                               wants_home=cfg.optin_tag in (project.get("tags") or ()),
                               held=None if held is None else str(held)))
     return out

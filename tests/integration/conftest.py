@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -144,3 +147,21 @@ def openstack_workspace(workspace: Workspace, openstack_cloud: OpenStackData) ->
     workspace.configure(directory=openstack_support.directory_settings(
         openstack_cloud.cloud, workspace.root / "openstack.password"))
     return workspace
+
+
+@pytest.fixture
+def failing_endpoint() -> Iterator[str]:
+    """An HTTP server on loopback that answers every request with 503."""
+    class Broken(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(503)
+
+        do_POST = do_GET
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v3"
+    server.shutdown()

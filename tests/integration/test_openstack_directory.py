@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -218,24 +216,6 @@ def test_a_rename_is_a_finding_never_a_new_home(openstack_workspace: Workspace,
     openstack_workspace.configure(directory={"openstack": {"accept_renames": [eta.id]}})
     accepted = _plan(openstack_workspace)["findings"]
     assert "project-renamed" not in {f["kind"] for f in accepted}
-
-
-@pytest.fixture
-def failing_endpoint() -> Iterator[str]:
-    """An HTTP server on loopback that answers every request with 503."""
-    class Broken(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_error(503)
-
-        do_POST = do_GET
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Broken)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v3"
-    server.shutdown()
 
 
 @pytest.fixture

@@ -110,3 +110,13 @@ def test_an_unwritable_state_dir_loses_only_the_memory(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("")
     assert judge_renames([RawProject("keystone:1", "eta", id="1")], blocked / "sub", [], [])[0].held is None
+
+
+def test_a_gid_is_read_only_in_its_canonical_spelling() -> None:
+    """The scoped read finds the projects sharing a gid by its tag, so a full read must not read
+    a gid from a spelling no tag query finds (and a non-ASCII digit never crashes the read)."""
+    cfg = OpenStackConfig(gid_property="gid", gid_tag_prefix="gid=")
+    listed = [_project("1", "zero", tags=["gid=061001"]), _project("2", "sup", tags=["gid=²"]),
+              _project("3", "arabic", gid="٦١٠٠١"), _project("4", "plain", tags=["gid=061001", "gid=61004"])]
+    projects = {p.name: p.gid for p in raw_projects(listed, cfg, [])}
+    assert projects == {"zero": None, "sup": None, "arabic": None, "plain": 61004}

@@ -1,0 +1,261 @@
+"""The scoped OpenStack read against the real Keystone and Nova: the same judgement of P as a full
+read, whatever Nova does with its filters, a constant number of calls, and a failure changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioner import config as config_module
+from provisioner.config import OpenStackConfig
+from provisioner.directory import Snapshot
+from provisioner.directory.openstack import OpenStackDirectory, read_openstack
+from provisioner.errors import DirectoryError
+from provisioner.inventory import build_inventory
+from provisioner.model import Inventory
+from tests.conftest import Workspace
+from tests.integration.conftest import onboard_all
+from tests.support.openstack_data import R1, R2, READER_PW, OpenStackData
+from tests.support.openstack_services import admin_connection
+
+CIDR = "10.21.0.0/16"  # Nova keeps only the fixed addresses inside their subnet
+SEEDED = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "Bad.Name")
+
+
+class Messy:
+    """More of the oddities a scoped read must judge as the full read does (10.21.0.0/16)."""
+
+    PROJECTS = ("sc-a", "sc-b", "sc-c", "sc-child", "sc-dup", "sc-gid1", "sc-gid2", "sc-renamed2",
+                "sc-renamed", "sc-e", "sc-f", "sc-g", "sc-h", "sc-i")
+
+    def __init__(self, data: OpenStackData, state: Path, cfg: OpenStackConfig) -> None:
+        self.state = state
+        cloud = data.cloud
+        admin = cloud.admin
+
+        def project(name: str, **fields: Any) -> Any:
+            made = admin.identity.create_project(name=name, **{"domain_id": "default", **fields})
+            admin.identity.assign_project_role_to_user(made, cloud.builder, cloud.role("member"))
+            return made
+
+        a = cloud.project("sc-a")  # one server per region
+        cloud.server(a, "sc-a1", R1, network="net-sc", cidr=CIDR, ip="10.21.1.1")
+        cloud.server(a, "sc-a2", R2, network="net-sc", cidr=CIDR, ip="10.21.1.2")
+        b, c = cloud.project("sc-b"), cloud.project("sc-c")  # one address, two projects, two regions
+        cloud.server(b, "sc-b1", R1, network="net-sc", cidr=CIDR, ip="10.21.2.1")
+        cloud.server(b, "sc-b2", R1, network="net-sc", cidr=CIDR, ip="10.21.2.2")
+        cloud.server(c, "sc-c1", R2, network="net-sc-c", cidr=CIDR, ip="10.21.2.1")
+        # a child: its parents are walked (Keystone refuses to disable a parent of enabled children)
+        child = project("sc-child", parent_id=project("sc-mid", parent_id=cloud.project("sc-top").id).id)
+        cloud.server(child, "sc-child1", R1, network="net-sc", cidr=CIDR, ip="10.21.3.1")
+        other = admin.identity.create_domain(name="sc-other")  # one name in two domains
+        dup = cloud.project("sc-dup")
+        project("sc-dup", domain_id=other.id)
+        cloud.server(dup, "sc-dup1", R1, network="net-sc", cidr=CIDR, ip="10.21.4.1")
+        cloud.project("sc-gid1", ["gid=62001"])  # one gid, two projects
+        cloud.project("sc-gid2", ["gid=62001"])
+        renamed = cloud.project("sc-renamed")
+        cloud.server(renamed, "sc-renamed1", R1, network="net-sc", cidr=CIDR, ip="10.21.5.1")
+        read_openstack(cfg, str(state))  # remembers sc-renamed's id
+        admin.identity.update_project(renamed, name="sc-renamed2")
+        ghost, e = cloud.project("sc-ghost"), cloud.project("sc-e")  # a deleted project's claim
+        cloud.server(ghost, "sc-ghost1", R1, network="net-sc-x", cidr=CIDR, ip="10.21.6.1")
+        cloud.server(e, "sc-e1", R1, network="net-sc", cidr=CIDR, ip="10.21.6.1")
+        admin.identity.delete_project(ghost)
+        bad, f = cloud.project("Sc.Bad"), cloud.project("sc-f")  # an invalid name claims nothing
+        cloud.server(bad, "sc-bad1", R1, network="net-sc-x", cidr=CIDR, ip="10.21.7.1")
+        cloud.server(f, "sc-f1", R1, network="net-sc", cidr=CIDR, ip="10.21.7.1")
+        g, h = cloud.project("sc-g"), cloud.project("sc-h")  # Nova's ip=10.21.8.1 matches 10.21.8.10
+        cloud.server(g, "sc-g1", R1, network="net-sc", cidr=CIDR, ip="10.21.8.1")
+        cloud.server(h, "sc-h1", R1, network="net-sc", cidr=CIDR, ip="10.21.8.10")
+        cloud.server(cloud.project("sc-i"), "sc-i1", R1)  # no address
+
+
+@pytest.fixture(scope="module")
+def messy(openstack_cloud: OpenStackData, tmp_path_factory: pytest.TempPathFactory) -> Messy:
+    state = tmp_path_factory.mktemp("scoped-state")
+    return Messy(openstack_cloud, state, _admin_cfg(openstack_cloud, state))
+
+
+def _admin_cfg(data: OpenStackData, where: Path) -> OpenStackConfig:
+    from tests.support.openstack_services import directory_settings
+
+    settings = directory_settings(data.cloud, where / "openstack.password")["openstack"]
+    return OpenStackConfig(**settings)
+
+
+@pytest.fixture
+def cfg(openstack_workspace: Workspace) -> OpenStackConfig:
+    return config_module.load(str(openstack_workspace.config_path), environ={}).directory.openstack
+
+
+@pytest.fixture
+def state(messy: Messy) -> str:
+    """The messy fixture's state dir: the rename memory both reads judge by."""
+    return str(messy.state)
+
+
+def _about(inventory: Inventory, project: str) -> tuple[object, ...]:
+    """What a plan for ``project`` can depend on: its entry, its hosts, the findings about it."""
+    return (inventory.projects.get(project), inventory.held.get(project),
+            sorted(inventory.hosts_of(project), key=lambda h: h.dn),
+            sorted((f.kind, f.detail, f.host) for f in inventory.findings if f.project == project))
+
+
+def _scoped(cfg: OpenStackConfig, state: str, project: str) -> Snapshot:
+    return read_openstack(cfg, state, frozenset({project}))
+
+
+def test_the_scoped_read_judges_each_project_as_the_full_read(cfg: OpenStackConfig, state: str) -> None:
+    full = build_inventory(read_openstack(cfg, state))
+    for project in (*SEEDED, *Messy.PROJECTS):
+        scoped = _scoped(cfg, state, project)
+        assert scoped.scope == frozenset({project})
+        assert _about(build_inventory(scoped), project) == _about(full, project), project
+
+
+def test_the_oddities_are_judged_from_the_scoped_side(cfg: OpenStackConfig, state: str) -> None:
+    def of(project: str) -> Inventory:
+        return build_inventory(_scoped(cfg, state, project))
+
+    def kinds(inventory: Inventory, project: str) -> set[tuple[str, str | None]]:
+        return {(f.kind, f.host) for f in inventory.findings if f.project == project}
+
+    assert sorted(a for h in of("sc-a").hosts_of("sc-a") for a in h.addresses) == ["10.21.1.1", "10.21.1.2"]
+    b = of("sc-b")
+    assert [h.addresses for h in b.hosts_of("sc-b")] == [(), ("10.21.2.2",)]
+    assert ("address-conflict", "10.21.2.1") in kinds(b, "sc-b")  # sc-c's, in the other region
+    assert of("sc-child").hosts_of("sc-child")[0].addresses == ("10.21.3.1",)
+    assert of("sc-dup").held["sc-dup"] == "duplicate-name"
+    assert of("sc-gid1").projects["sc-gid1"].gid is None
+    assert of("sc-renamed2").held["sc-renamed2"] == "renamed"
+    assert of("sc-e").hosts_of("sc-e")[0].addresses == ()  # the deleted project's server claims it
+    assert of("sc-f").hosts_of("sc-f")[0].addresses == ("10.21.7.1",)
+    assert of("sc-g").hosts_of("sc-g")[0].addresses == ("10.21.8.1",)  # 10.21.8.10 is not it
+    assert ("host-without-address", "sc-i1") in kinds(of("sc-i"), "sc-i")
+
+
+def test_homevol_plans_p_alone_as_it_plans_p_in_the_whole(openstack_workspace: Workspace,
+                                                          messy: Messy) -> None:
+    ws = openstack_workspace
+    ws.configure(sync={"onboard": "all"})
+    assert ws.homevol("sync").code == 0
+    full = ws.homevol("exports", "plan", "--json")
+    assert full.code == 0, full.stderr
+    for project in ("alpha", "beta", "gamma", "sc-a", "sc-b", "sc-e", "sc-f", "sc-g", "sc-i"):
+        alone = ws.homevol("exports", "plan", "-p", project, "--json")
+        assert alone.code == 0, alone.stderr
+        for key in ("exports", "findings"):
+            assert _of(alone.json, key, project) == _of(full.json, key, project), (project, key)
+        assert alone.json["ldap"]["operations"] < full.json["ldap"]["operations"]
+
+
+def _of(plan: dict[str, Any], key: str, project: str) -> list[Any]:
+    return sorted((e for e in plan[key] if e.get("project") == project), key=repr)
+
+
+def _unfiltered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nova as it answers a caller without ``allow_all_filters``: ``project_id`` dropped, every
+    server returned; and an ``ip`` filter that matches far more than the address asked for."""
+    def servers_of(self: OpenStackDirectory, project_id: str) -> Iterator[Any]:
+        return self._servers("unfiltered")
+
+    def servers_at(self: OpenStackDirectory, address: str) -> Iterator[Any]:
+        return self._servers("broad", ipv4_address=address.split(".", 1)[0] + ".")
+
+    monkeypatch.setattr(OpenStackDirectory, "servers_of", servers_of)
+    monkeypatch.setattr(OpenStackDirectory, "servers_at", servers_at)
+
+
+def test_a_filter_nova_ignores_widens_nothing(cfg: OpenStackConfig, state: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    full = build_inventory(read_openstack(cfg, state))
+    _unfiltered(monkeypatch)
+    for project in ("alpha", "beta", "sc-a", "sc-b", "sc-e", "sc-g", "sc-i"):
+        scoped = build_inventory(_scoped(cfg, state, project))
+        assert _about(scoped, project) == _about(full, project), project
+
+
+def test_an_ip_answer_without_the_askers_own_server_is_not_trusted(
+        cfg: OpenStackConfig, state: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nova asking Neutron logs a failed port search and answers with no server: that answer
+    would hide sc-c's claim on 10.21.2.1 and give it to sc-b."""
+    monkeypatch.setattr(OpenStackDirectory, "servers_at", lambda self, address: iter(()))
+    with pytest.raises(DirectoryError, match=r"ip=10\.21\.2\.1"):
+        _scoped(cfg, state, "sc-b")
+
+
+def test_the_number_of_calls_does_not_grow_with_the_cloud(cfg: OpenStackConfig, state: str,
+                                                          openstack_cloud: OpenStackData) -> None:
+    names = ("alpha", "beta", "sc-b", "sc-child", "sc-gid1", "epsilon")
+    before = {p: _scoped(cfg, state, p).operations for p in names}
+    cloud = openstack_cloud.cloud
+    for i in range(3):
+        extra = cloud.project(f"sc-bulk{i}")
+        cloud.server(extra, f"sc-bulk{i}-1", R1, network="net-sc", cidr=CIDR, ip=f"10.21.9.{i + 1}")
+        cloud.server(extra, f"sc-bulk{i}-2", R2, network="net-sc", cidr=CIDR, ip=f"10.21.9.{i + 101}")
+    assert {p: _scoped(cfg, state, p).operations for p in names} == before
+    assert read_openstack(cfg, state).operations >= min(before.values())
+    # P's entries, its servers and one query per address and region: a handful, whatever the cloud
+    assert max(before.values()) <= 16, before
+
+
+@pytest.mark.parametrize("name", ["sc-nosuch", "*", "alpha*", "../alpha", "a/b", "%", " alpha"])
+def test_a_project_the_cloud_lacks_is_judged_against_the_cloud(cfg: OpenStackConfig, state: str,
+                                                               name: str) -> None:
+    snapshot = _scoped(cfg, state, name)
+    assert snapshot.projects == () and snapshot.hosts == ()
+    assert snapshot.has_projects and snapshot.has_hosts  # the cloud is not empty
+
+
+def test_a_scoped_read_refused_by_keystone_changes_nothing(openstack_workspace: Workspace) -> None:
+    """A project reader in all-projects mode: Keystone answers 403 to the name query."""
+    ws = openstack_workspace
+    onboard_all(ws, "alpha")
+    assert ws.homevol("sync").code == 0
+    before = ws.exports_files()
+    password = ws.root / "observer.password"
+    password.write_text(READER_PW + "\n")
+    ws.configure(directory={"openstack": {"username": "observer", "password_file": str(password),
+                                          "project": "alpha"}})
+    for args in (("hook", "instance-deleted", "alpha", "10.20.1.11"), ("sync", "--project", "alpha")):
+        result = ws.homevol(*args)
+        assert result.code == 3, result.stdout + result.stderr
+        assert ws.exports_files() == before
+
+
+def test_a_5xx_from_one_nova_region_in_a_scoped_read_changes_nothing(
+        openstack_workspace: Workspace, openstack_cloud: OpenStackData, failing_endpoint: str) -> None:
+    ws = openstack_workspace
+    onboard_all(ws, "alpha")
+    assert ws.homevol("sync").code == 0
+    before = ws.exports_files()
+    admin = admin_connection(openstack_cloud.cloud.keystone)
+    region = f"ScBroken{failing_endpoint.rsplit(':', 1)[1].split('/')[0]}"
+    admin.identity.create_region(id=region)
+    service = admin.identity.find_service("nova")
+    admin.identity.create_endpoint(service_id=service.id, interface="public", region_id=region,
+                                   url=failing_endpoint.replace("/v3", "/v2.1"))
+    ws.configure(directory={"openstack": {"regions": [R1, R2, region]}})
+    for args in (("hook", "instance-deleted", "alpha", "10.20.1.11"), ("sync", "--project", "alpha"),
+                 ("exports", "plan", "-p", "sc-nosuch")):
+        result = ws.homevol(*args)
+        assert result.code == 3, result.stdout + result.stderr
+        assert ws.exports_files() == before
+
+
+def test_per_project_mode_narrows_a_full_read(openstack_workspace: Workspace, cfg: OpenStackConfig,
+                                              state: str) -> None:
+    """A project reader cannot ask who else holds an address: the scoped request reads it all."""
+    password = openstack_workspace.root / "observer.password"
+    password.write_text(READER_PW + "\n")
+    reader = replace(cfg, username="observer", password_file=str(password), project="", mode="per-project")
+    full = build_inventory(read_openstack(reader, state))
+    for project in ("alpha", "beta", "gamma"):
+        scoped = _scoped(reader, state, project)
+        assert _about(build_inventory(scoped), project) == _about(full, project)
+        assert scoped.scope == frozenset({project})
