@@ -93,6 +93,9 @@ class LdapConfig:
     projects_scope: str = "one"
     projects_filter: str = "(objectClass=groupOfNames)"
     project_name_attr: str = "cn"
+    # the cloud's id of the project, which notifications carry (homevol listen): Wikimedia's
+    # Keystone kept each project's id as its LDAP cn; empty: none (the listener cannot follow)
+    project_id_attr: str = "cn"
     project_gid_attr: str = "gidNumber"
     project_optin_attr: str = "info"
     project_optin_value: str = "use_volume=home"
@@ -553,6 +556,9 @@ def _validate_exports(exports: ExportsConfig) -> None:
         raise ConfigError("exports.ganesha.mode", 'the rados store reaches the heads by DBus: use "dbus"')
 
 
+_ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}|[0-9]+(\.[0-9]+)+")  # RFC 4512 descr or OID
+
+
 def _validate_directory(cfg: Config) -> None:
     ldap = cfg.directory.ldap
     if not ldap.uris:
@@ -562,6 +568,11 @@ def _validate_directory(cfg: Config) -> None:
             raise ConfigError("directory.ldap.uris", f"{uri!r} is not an ldap://, ldaps:// or ldapi:// URI")
     if ldap.page_size < 1:
         raise ConfigError("directory.ldap.page_size", "must be at least 1")
+    for f in dataclasses.fields(LdapConfig):
+        value = getattr(ldap, f.name)
+        if f.name.endswith("_attr") and not _ATTRIBUTE.fullmatch(value) \
+                and not (f.name == "project_id_attr" and value == ""):
+            raise ConfigError(f"directory.ldap.{f.name}", f"{value[:80]!r} is not an LDAP attribute name")
     for key in ("connect_timeout", "operation_timeout"):
         if getattr(ldap, key) <= 0:
             raise ConfigError(f"directory.ldap.{key}", "must be positive")

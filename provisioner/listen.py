@@ -5,9 +5,11 @@ has no addresses; events come duplicated, reordered, or not at all while nobody 
 the payload is trusted for the project id alone. For each batch the listener reads the
 directory once, maps ids to names (``Inventory.project_ids``, plus every name seen before, so
 a deleted project is still known), runs ``sync --project`` for each project named, under the
-lock and with every guard, and only then acks. An id the fresh read does not know is logged
-and left to the reconcile: a full sync at start, after a reconnect to the broker, and every
-``listen.reconcile_interval``.
+lock and with every guard, and only then acks. The read is scoped to the batch's projects
+(``Scope``: their entries and whatever bears on them) when all are known by id and the events
+are Nova's; a Keystone event, a new id or a name that moved is a full read. An id the fresh
+read does not know is logged and left to the reconcile: a full sync at start, after a
+reconnect to the broker, and every ``listen.reconcile_interval``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .fsutil import atomic_write
 from .model import Inventory
 from .names import printable
 from .service import Directory, Homevol, Outcome
+from .world import Scope
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +216,7 @@ class Listener:
             yield change
 
     def _apply(self, changes: list[Change]) -> Result:
-        directory = self._retrying("read the directory", self.service.read_directory)
+        directory = self._read(changes)
         if directory is None:
             return Result.REQUEUE
         self._remember(directory[1])
@@ -231,6 +234,25 @@ class Listener:
             if self._apply_project(name, events, directory) is Result.REQUEUE:
                 return Result.REQUEUE
         return Result.ACK
+
+    def _read(self, changes: list[Change]) -> Directory | None:
+        """The directory for a batch: only what bears on its projects when every event is Nova's
+        about a project already known by its id, and the scoped read still gives that id that
+        name; the whole directory otherwise (a new project, a Keystone event, a rename), which
+        is what maps ids to names. None if the listener stops first."""
+        names = {self.names.get(c.project_id) for c in changes}
+        if None not in names and all(c.event_type in NOVA_EVENTS for c in changes):
+            scope = Scope.of(n for n in names if n is not None)
+            scoped = self._retrying("read the directory",
+                                    lambda: self.service.read_directory(scope))
+            if scoped is None:
+                return None
+            if all(scoped[1].project_ids.get(c.project_id) == self.names[c.project_id]
+                   for c in changes):
+                return scoped
+            log.info("a project of the batch is no longer under the name it had; reading the "
+                     "whole directory")
+        return self._retrying("read the directory", self.service.read_directory)
 
     def _apply_project(self, name: str, events: list[Change], directory: Directory) -> Result:
         def sync() -> Outcome:

@@ -13,8 +13,9 @@
 
 from __future__ import annotations
 
+import os
+import time
 import tomllib
-from pathlib import Path
 from typing import Any
 
 from ..errors import DirectoryError
@@ -45,13 +46,38 @@ def _known_keys(entry: dict[str, Any], known: frozenset[str], where: str) -> Non
                              f"(known: {', '.join(sorted(known))})")
 
 
+# A file whose last change is this recent is parsed every time: timestamps tick coarsely, so
+# a second write within the tick, of the same size, would look unchanged.
+_SETTLED = 2.0  # seconds
+_parsed: dict[str, tuple[tuple[int, ...], Snapshot]] = {}  # path → (its stat key, its snapshot)
+
+
 def read_file(path: str) -> Snapshot:
+    """The inventory file's snapshot. A long-running reader (``homevol listen``) parses it again
+    only when it changed: a snapshot is reused while the file's inode, size, mtime and ctime are
+    those it was parsed from and that change is older than ``_SETTLED``."""
     try:
-        data = tomllib.loads(Path(path).read_text())
+        with open(path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+            kept = _parsed.get(path)
+            if kept is not None and kept[0] == key:
+                return kept[1]
+            text = handle.read().decode()
     except FileNotFoundError:
         raise DirectoryError(f"inventory: {path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DirectoryError(f"inventory: {path}: cannot read: {exc}") from None
+    snapshot = _parse(path, text)
+    _parsed.pop(path, None)
+    if time.time() - max(stat.st_mtime, stat.st_ctime) > _SETTLED:
+        _parsed[path] = (key, snapshot)
+    return snapshot
+
+
+def _parse(path: str, text: str) -> Snapshot:
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise DirectoryError(f"inventory: {path}: not valid TOML: {exc}") from None
     _known_keys(data, _TOP_KEYS, path)

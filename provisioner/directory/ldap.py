@@ -277,7 +277,10 @@ def _projects(directory: LdapDirectory, cfg: LdapConfig, filt: str | None = None
         a.lower() for a in (cfg.project_name_attr, cfg.project_gid_attr, cfg.project_optin_attr)
     )
     optin = cfg.project_optin_value.replace(" ", "").lower()
+    id_attr = cfg.project_id_attr.lower()
     attrs = [cfg.project_name_attr, cfg.project_gid_attr, cfg.project_optin_attr]
+    if id_attr and id_attr != name_attr:
+        attrs.append(cfg.project_id_attr)
     for dn, values in directory.search(cfg.projects_base, cfg.projects_scope, filt or cfg.projects_filter,
                                         attrs):
         rdn = parse_dn(dn, escape=False, strip=True)
@@ -292,7 +295,12 @@ def _projects(directory: LdapDirectory, cfg: LdapConfig, filt: str | None = None
         gid_values = values.get(gid_attr) or []
         gid = int(gid_values[0]) if gid_values and gid_values[0].strip().isdigit() else None
         wants = any(v.replace(" ", "").lower() == optin for v in values.get(optin_attr, ()))
-        yield RawProject(dn=dn, name=name, nested=depth > base_depth + 1, gid=gid, wants_home=wants)
+        if id_attr == name_attr:
+            project_id: str | None = name
+        else:
+            project_id = next(iter(values.get(id_attr) or ()), None) if id_attr else None
+        yield RawProject(dn=dn, name=name, nested=depth > base_depth + 1, gid=gid, wants_home=wants,
+                         id=project_id or None)
 
 
 def _hosts(directory: LdapDirectory, cfg: LdapConfig, filt: str | None = None) -> Iterator[RawHost]:

@@ -57,6 +57,8 @@ def test_bad_sizes_are_usage_errors(workspace: Workspace, size: str) -> None:
     ("[directory]\nsource = \"nis\"", "directory.source"),
     ("[directory.ldap]\nuris = [\"http://x\"]", "directory.ldap.uris"),
     ("[directory.ldap]\npage_size = \"many\"", "directory.ldap.page_size"),
+    ("[directory.ldap]\nhost_address_attr = \"aRecord)(x=*\"", "directory.ldap.host_address_attr"),
+    ("[directory.ldap]\nproject_id_attr = \"cn,uid\"", "directory.ldap.project_id_attr"),
     ("[backend]\ndefault_size = \"huge\"", "backend.default_size"),
     ("[backend.local]\nmode = \"rwx\"", "backend.local.mode"),
     ("[exports.ganesha]\nstore = \"etcd\"", "exports.ganesha.store"),

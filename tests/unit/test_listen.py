@@ -1,10 +1,12 @@
-"""``homevol listen`` without a broker: what a notification means, what [listen] refuses, and
-the datagram that tells systemd."""
+"""``homevol listen`` without a broker: what a notification means, what [listen] refuses, the
+datagram that tells systemd, and which directory read a batch costs."""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,9 @@ from provisioner import config
 from provisioner.config import Config, ListenConfig
 from provisioner.errors import ConfigError
 from provisioner.listen import Change, Listener, Metrics, Poison, Result, decode, sd_notify
+from provisioner.service import Homevol
+from provisioner.world import Scope
+from tests.conftest import Workspace
 
 PID = "8d3c0f2a" * 4
 SENT = {"message_id": "m1", "timestamp": "2026-12-02 18:30:00.250000"}
@@ -123,3 +128,74 @@ def test_a_bug_in_a_batch_is_logged_and_acked_never_a_requeue_loop(caplog: pytes
     assert listener.handle([message, message]) is Result.ACK
     assert listener.metrics.failed == 2
     assert "internal error on 2 events (acked; the reconcile retries): RuntimeError: a bug" in caplog.text
+
+
+# ----- which read a batch costs ---------------------------------------------------------------
+
+BID = "b2" * 16
+
+
+class _Recorded:
+    """A listener on a real service over a file directory, recording the scope of every
+    directory read the service makes."""
+
+    def __init__(self, ws: Workspace) -> None:
+        self.service = Homevol(config.load(str(ws.config_path), environ={}))
+        self.scopes: list[frozenset[str] | None] = []
+        real = self.service.read_directory
+
+        def read(scope: Scope | None = None) -> Any:
+            self.scopes.append(None if scope is None else scope.projects)
+            return real(scope)
+
+        self.service.read_directory = read  # type: ignore[method-assign]
+        self.listener = Listener(self.service, ListenConfig())
+
+
+def _inventory(ws: Workspace, alpha: str = "alpha") -> None:
+    (ws.root / "inventory.toml").write_text(
+        f'[projects.{alpha}]\nid = "{PID}"\n[projects.beta]\nid = "{BID}"\n'
+        f'[[hosts]]\naddress = "10.68.1.11"\nproject = "{alpha}"\n'
+        '[[hosts]]\naddress = "10.68.2.21"\nproject = "beta"\n')
+
+
+def _event(event_type: str, project_id: str) -> dict[str, object]:
+    if event_type.startswith("identity."):
+        return {"event_type": event_type, "payload": {"resource_info": project_id}, "metadata": SENT}
+    return {"event_type": event_type, "payload": nova({"tenant_id": project_id}), "metadata": SENT}
+
+
+@pytest.fixture
+def recorded(workspace: Workspace) -> Iterator[_Recorded]:
+    _inventory(workspace)
+    recorded = _Recorded(workspace)
+    assert recorded.listener.reconcile()  # the start's full sync learns the ids
+    recorded.scopes.clear()
+    yield recorded
+    recorded.service.close()
+
+
+def test_a_nova_event_about_a_known_project_reads_only_that_project(recorded: _Recorded) -> None:
+    listener = recorded.listener
+    assert listener.handle([_event("instance.create.end", PID)]) is Result.ACK
+    assert recorded.scopes == [frozenset({"alpha"})]
+    assert listener.metrics.applied == 1
+
+
+def test_a_keystone_event_or_an_unknown_id_reads_the_whole_directory(recorded: _Recorded) -> None:
+    listener = recorded.listener
+    listener.handle([_event("identity.project.updated", PID)])
+    listener.handle([_event("instance.create.end", "c3" * 16)])
+    listener.handle([_event("instance.update", BID), _event("identity.project.created", PID)])
+    assert recorded.scopes == [None, None, None]
+
+
+def test_a_project_renamed_behind_the_listeners_back_is_read_whole(
+        recorded: _Recorded, workspace: Workspace) -> None:
+    """alpha's id now names alpha2 (its Keystone event was lost): the scoped read of alpha does
+    not give that id that name, so the batch is judged on the whole directory."""
+    listener = recorded.listener
+    _inventory(workspace, alpha="alpha2")
+    assert listener.handle([_event("instance.update", PID)]) is Result.ACK
+    assert recorded.scopes == [frozenset({"alpha"}), None]
+    assert listener.names[PID] == "alpha2"
