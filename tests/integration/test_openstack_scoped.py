@@ -94,10 +94,10 @@ class Messy:
         """What the module made, so that later tests see the seeded cloud only."""
         from openstack.exceptions import ConflictException, NotFoundException
 
+        admins = {r: admin_connection(data.cloud.keystone, r) for r in {r for r, _ in self.servers}}
         for region, server in self.servers:
             with contextlib.suppress(NotFoundException, ConflictException):
-                admin_connection(data.cloud.keystone, region).compute.delete_server(
-                    server, ignore_missing=True, force=True)
+                admins[region].compute.delete_server(server, ignore_missing=True, force=True)
         identity = data.cloud.admin.identity
         for project in reversed(self.projects):
             identity.delete_project(project, ignore_missing=True)
@@ -168,7 +168,8 @@ def test_the_oddities_are_judged_from_the_scoped_side(cfg: OpenStackConfig, stat
     assert of("sc-e").hosts_of("sc-e")[0].addresses == ()  # the deleted project's server claims it
     assert of("sc-f").hosts_of("sc-f")[0].addresses == ("10.21.7.1",)
     assert of("sc-g").hosts_of("sc-g")[0].addresses == ("10.21.8.1",)  # 10.21.8.10 is not it
-    assert ("host-without-address", "sc-i1") in kinds(of("sc-i"), "sc-i")
+    assert any(kind == "host-without-address" and "sc-i1" in str(host)
+               for kind, host in kinds(of("sc-i"), "sc-i"))
 
 
 def test_homevol_plans_p_alone_as_it_plans_p_in_the_whole(openstack_workspace: Workspace,
@@ -178,7 +179,7 @@ def test_homevol_plans_p_alone_as_it_plans_p_in_the_whole(openstack_workspace: W
     assert ws.homevol("sync").code == 0
     full = ws.homevol("exports", "plan", "--json")
     assert full.code == 0, full.stderr
-    for project in ("alpha", "beta", "gamma", "sc-a", "sc-b", "sc-e", "sc-f", "sc-g", "sc-i"):
+    for project in ("alpha", "sc-b", "sc-e", "sc-i"):  # plain, a conflict, a ghost's claim, no address
         alone = ws.homevol("exports", "plan", "-p", project, "--json")
         assert alone.code == 0, alone.stderr
         for key in ("exports", "findings"):
@@ -226,15 +227,14 @@ def test_the_number_of_calls_does_not_grow_with_the_cloud(cfg: OpenStackConfig, 
     """P's entries, its servers and one query per address and region: what P holds decides the
     count, never the rest of the cloud (on this small cloud that can be more requests than the
     full read's constant few; each answers with P's share only)."""
-    names = ("alpha", "beta", "sc-b", "sc-child", "sc-gid1", "epsilon")
+    names = ("alpha", "sc-b", "sc-child", "sc-gid1")
     before = {p: _scoped(cfg, state, p).operations for p in names}
     cloud = openstack_cloud.cloud
-    for i in range(3):
-        extra = cloud.project(f"sc-bulk{i}")
-        messy.projects.append(extra)
-        for region, ip in ((R1, f"10.21.9.{i + 1}"), (R2, f"10.21.9.{i + 101}")):
-            made = cloud.server(extra, f"sc-bulk{i}-{region}", region, network="net-sc", cidr=CIDR, ip=ip)
-            messy.servers.append((region, made))
+    extra = cloud.project("sc-more")
+    messy.projects.append(extra)
+    for region, ip in ((R1, "10.21.9.1"), (R2, "10.21.9.101")):
+        made = cloud.server(extra, f"sc-more-{region}", region, network="net-sc", cidr=CIDR, ip=ip)
+        messy.servers.append((region, made))
     assert {p: _scoped(cfg, state, p).operations for p in names} == before
 
 
@@ -289,7 +289,7 @@ def test_per_project_mode_narrows_a_full_read(openstack_workspace: Workspace, cf
     password.write_text(READER_PW + "\n")
     reader = replace(cfg, username="observer", password_file=str(password), project="", mode="per-project")
     full = build_inventory(read_openstack(reader, state))
-    for project in ("alpha", "beta", "gamma"):
+    for project in ("alpha", "gamma"):
         scoped = _scoped(reader, state, project)
         assert _about(build_inventory(scoped), project) == _about(full, project)
         assert scoped.scope == frozenset({project})
