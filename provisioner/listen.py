@@ -149,6 +149,9 @@ class Listener:
         self.serial = threading.Lock()  # one apply at a time: a batch or a reconcile
         self.stopping = threading.Event()
         self.reconnected = threading.Event()  # set when RabbitMQ came back: reconcile
+        # a full sync is owed (a reconnect, an interval's end): whichever thread takes the
+        # serial lock next runs it first, so a stream of events never puts it off
+        self.reconcile_due = threading.Event()
         self.metrics = Metrics()
         self.last_activity = time.monotonic()
         self.busy = False
@@ -156,29 +159,35 @@ class Listener:
     # ----- full reconcile ----------------------------------------------------------------------
     def reconcile(self, wait: bool = True) -> bool:
         """A full sync (guards and all); a failure is logged and waits for the next interval.
-        ``wait=False``: False at once if a batch is being applied (the caller tries again)."""
+        ``wait=False``: False at once if a batch is being applied (that batch's thread runs a
+        ``reconcile_due`` reconcile before its next batch)."""
         if not self.serial.acquire(blocking=wait):
             return False
         try:
-            try:
-                directory = self.service.read_directory()
-                self._remember(directory[1])
-                with self.service.locked():
-                    outcome = self.service.sync(directory=directory)
-            except HomevolError as exc:
-                log.error("reconcile: %s; events are still applied, the next reconcile tries "
-                          "again", printable(str(exc)))
-                return True
-            if outcome.interrupted is not None:
-                self.stopping.set()
-            if outcome.ok:
-                self.metrics.last_reconcile = time.time()
-            log.info("reconcile: %d steps, %d failed", len(outcome.results),
-                     sum(1 for r in outcome.results if not r.ok))
-            self._write_metrics()
+            self._reconcile()
             return True
         finally:
             self.serial.release()
+
+    def _reconcile(self) -> None:
+        """The full sync; the caller holds ``serial``."""
+        self.reconcile_due.clear()
+        try:
+            directory = self.service.read_directory()
+            self._remember(directory[1])
+            with self.service.locked():
+                outcome = self.service.sync(directory=directory)
+        except HomevolError as exc:
+            log.error("reconcile: %s; events are still applied, the next reconcile tries "
+                      "again", printable(str(exc)))
+            return
+        if outcome.interrupted is not None:
+            self.stopping.set()
+        if outcome.ok:
+            self.metrics.last_reconcile = time.time()
+        log.info("reconcile: %d steps, %d failed", len(outcome.results),
+                 sum(1 for r in outcome.results if not r.ok))
+        self._write_metrics()
 
     # ----- events ------------------------------------------------------------------------------
     def handle(self, messages: list[dict[str, Any]]) -> Result:
@@ -187,6 +196,8 @@ class Listener:
         try:
             changes = list(self._decoded(messages))
             with self.serial:
+                if self.reconcile_due.is_set():  # owed since the main loop found a batch running
+                    self._reconcile()
                 try:
                     result = self._apply(changes) if changes else Result.ACK
                 except Exception as exc:  # a bug: requeued, it would come back at once, forever
@@ -450,11 +461,12 @@ def run(service: Homevol, once: bool = False) -> Metrics:
             if not once and listener.reconnected.is_set():
                 listener.reconnected.clear()
                 log.info("reconnected to RabbitMQ: a full sync, for what the outage took")
-                if not listener.reconcile(wait=False):
-                    listener.reconnected.set()  # a batch is under way: at the next wake-up
-            if not once and cfg.reconcile_interval and now >= next_reconcile \
-                    and listener.reconcile(wait=False):
-                next_reconcile = time.monotonic() + cfg.reconcile_interval
+                listener.reconcile_due.set()
+            if not once and cfg.reconcile_interval and now >= next_reconcile:
+                listener.reconcile_due.set()
+                next_reconcile = now + cfg.reconcile_interval
+            if listener.reconcile_due.is_set():
+                listener.reconcile(wait=False)  # or the batch under way runs it before its next
     finally:
         sd_notify("STOPPING=1")
         listener.stopping.set()

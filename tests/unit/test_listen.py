@@ -199,3 +199,17 @@ def test_a_project_renamed_behind_the_listeners_back_is_read_whole(
     assert listener.handle([_event("instance.update", PID)]) is Result.ACK
     assert recorded.scopes == [frozenset({"alpha"}), None]
     assert listener.names[PID] == "alpha2"
+
+
+def test_a_reconcile_owed_while_a_batch_ran_is_run_before_the_next_batch(recorded: _Recorded
+                                                                         ) -> None:
+    """After a reconnect the main loop finds a batch under way; a stream of events must not put
+    the full sync off: the next batch's thread runs it first."""
+    listener = recorded.listener
+    listener.metrics.last_reconcile = 0.0
+    with listener.serial:  # a batch is being applied
+        listener.reconcile_due.set()
+        assert listener.reconcile(wait=False) is False
+    assert listener.handle([_event("instance.update", PID)]) is Result.ACK
+    assert recorded.scopes == [None, frozenset({"alpha"})]  # the full sync, then the batch
+    assert not listener.reconcile_due.is_set() and listener.metrics.last_reconcile > 0
