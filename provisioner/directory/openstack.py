@@ -91,21 +91,37 @@ def _connect(cfg: OpenStackConfig, region: str | None) -> Any:
     return openstack.connect(auth=auth, **options)
 
 
+# The sessions of the last read that succeeded, for the next read of this process (homevol
+# listen): its tokens are used again (keystoneauth gets a new one before one expires), and so
+# is Nova's cache of their validation, which costs a second or more per new token. A read that
+# fails, or other settings or another password, authenticates afresh.
+_kept: dict[tuple[str, str], tuple[dict[str, Any], _Calls]] = {}
+
+
 class OpenStackDirectory:
     """One authenticated session per region; every request goes through ``_get``."""
 
     def __init__(self, cfg: OpenStackConfig) -> None:
         self.cfg = cfg
-        self.calls = _Calls()
         self.listings = 0
-        regions = cfg.regions or [""]
-        self.conns: dict[str, Any] = {}
-        for region in regions:
-            self.conns[region] = _guarded("authenticate", functools.partial(_connect, cfg, region))
-        for conn in self.conns.values():
-            conn.session.session.hooks.setdefault("response", []).append(self.calls)
+        self._key = (repr(cfg), "" if cfg.cloud else _password(cfg))
+        kept = _kept.pop(self._key, None)
+        if kept is None:
+            conns = {region: _guarded("authenticate", functools.partial(_connect, cfg, region))
+                     for region in cfg.regions or [""]}
+            calls = _Calls()
+            for conn in conns.values():
+                conn.session.session.hooks.setdefault("response", []).append(calls)
+            kept = conns, calls
+        self.conns, self.calls = kept
+        self.calls.count = 0
         self.first = next(iter(self.conns.values()))
-        _guarded("authenticate", self.first.authorize)
+        _guarded("authenticate", self.first.authorize)  # no request while the token is valid
+
+    def keep(self) -> None:
+        """Leave the sessions to the next read of this process (after one that succeeded)."""
+        _kept.clear()
+        _kept[self._key] = (self.conns, self.calls)
 
     @property
     def source(self) -> str:
@@ -250,15 +266,18 @@ def read_openstack(cfg: OpenStackConfig, state_dir: str, projects: frozenset[str
         raise DirectoryError("openstack: openstacksdk is not installed "
                              "(pip install 'homevol[openstack]')") from None
     directory = OpenStackDirectory(cfg)
-    if projects is not None:
-        if cfg.mode == "all-projects" and "floating" not in cfg.addresses:
-            from .openstack_scoped import read_scoped
+    if projects is None:
+        snapshot = _read_all(directory, state_dir)
+    elif cfg.mode == "all-projects" and "floating" not in cfg.addresses:
+        from .openstack_scoped import read_scoped
 
-            return read_scoped(directory, state_dir, projects)
+        snapshot = read_scoped(directory, state_dir, projects)
+    else:
         from .scoped import narrow
 
-        return narrow(_read_all(directory, state_dir), projects)
-    return _read_all(directory, state_dir)
+        snapshot = narrow(_read_all(directory, state_dir), projects)
+    directory.keep()
+    return snapshot
 
 
 def _read_all(directory: OpenStackDirectory, state_dir: str) -> Snapshot:

@@ -52,10 +52,10 @@ class Messy:
             self.projects.append(made)
             return made
 
-        def server(owner: Any, name: str, region: str, **how: Any) -> Any:
-            made = cloud.server(owner, name, region, **how)
-            self.servers.append((region, made))
-            return made
+        wanted: list[tuple[Any, str, str, dict[str, Any]]] = []  # booted together, below
+
+        def server(owner: Any, name: str, region: str, **how: Any) -> None:
+            wanted.append((owner, name, region, how))
 
         a = top("sc-a")  # one server per region
         server(a, "sc-a1", R1, network="net-sc", cidr=CIDR, ip="10.21.1.1")
@@ -74,14 +74,11 @@ class Messy:
         server(dup, "sc-dup1", R1, network="net-sc", cidr=CIDR, ip="10.21.4.1")
         top("sc-gid1", ["gid=62001"])  # one gid, two projects
         top("sc-gid2", ["gid=62001"])
-        renamed = top("sc-renamed")
+        renamed = top("sc-renamed")  # renamed below, once read
         server(renamed, "sc-renamed1", R1, network="net-sc", cidr=CIDR, ip="10.21.5.1")
-        read_openstack(cfg, str(state))  # remembers sc-renamed's id
-        admin.identity.update_project(renamed, name="sc-renamed2")
-        ghost, e = top("sc-ghost"), top("sc-e")  # a deleted project's claim
+        ghost, e = top("sc-ghost"), top("sc-e")  # a deleted project's claim (deleted below)
         server(ghost, "sc-ghost1", R1, network="net-sc-x", cidr=CIDR, ip="10.21.6.1")
         server(e, "sc-e1", R1, network="net-sc", cidr=CIDR, ip="10.21.6.1")
-        admin.identity.delete_project(ghost)
         bad, f = top("Sc.Bad"), top("sc-f")  # an invalid name claims nothing
         server(bad, "sc-bad1", R1, network="net-sc-x", cidr=CIDR, ip="10.21.7.1")
         server(f, "sc-f1", R1, network="net-sc", cidr=CIDR, ip="10.21.7.1")
@@ -89,6 +86,10 @@ class Messy:
         server(g, "sc-g1", R1, network="net-sc", cidr=CIDR, ip="10.21.8.1")
         server(h, "sc-h1", R1, network="net-sc", cidr=CIDR, ip="10.21.8.10")
         server(top("sc-i"), "sc-i1", R1)  # no address
+        self.servers = cloud.active_servers(wanted)
+        read_openstack(cfg, str(state))  # remembers sc-renamed's id
+        admin.identity.update_project(renamed, name="sc-renamed2")
+        admin.identity.delete_project(ghost)
 
     def remove(self, data: OpenStackData) -> None:
         """What the module made, so that later tests see the seeded cloud only."""
@@ -228,6 +229,7 @@ def test_the_number_of_calls_does_not_grow_with_the_cloud(cfg: OpenStackConfig, 
     count, never the rest of the cloud (on this small cloud that can be more requests than the
     full read's constant few; each answers with P's share only)."""
     names = ("alpha", "sc-b", "sc-child", "sc-gid1")
+    read_openstack(cfg, state)  # the tokens: kept for the reads of this process
     before = {p: _scoped(cfg, state, p).operations for p in names}
     cloud = openstack_cloud.cloud
     extra = cloud.project("sc-more")

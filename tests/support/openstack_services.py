@@ -302,13 +302,26 @@ class Cloud:
                state: str = "ACTIVE") -> Any:
         """Boot a server through the compute API as a member of ``project``, then bring it to ``state``."""
         conn = self.as_builder(project.id, region)
-        networks: Any = "none"
-        if ip is not None:
-            networks = [{"port": self.novas[region].create_port(project.id, network, cidr, ip, floating)}]
-        server = conn.compute.create_server(name=name, flavor_id="1", image_id=IMAGE, networks=networks)
+        server = self._boot(project, name, region, network=network, cidr=cidr, ip=ip, floating=floating)
         server = conn.compute.wait_for_server(server, wait=60, interval=0.3)
         _bring_to(admin_connection(self.keystone, region) if state == "ERROR" else conn, server, state)
         return server
+
+    def active_servers(self, wanted: list[tuple[Any, str, str, dict[str, Any]]]) -> list[tuple[str, Any]]:
+        """Many ACTIVE servers, each ``(project, name, region, server()'s keywords)``: every
+        request first, then the waits, so that Nova builds them side by side."""
+        booted = [(project, region, self._boot(project, name, region, **how))
+                  for project, name, region, how in wanted]
+        return [(region, self.as_builder(project.id, region).compute.wait_for_server(
+                    server, wait=60, interval=0.3)) for project, region, server in booted]
+
+    def _boot(self, project: Any, name: str, region: str, *, network: str = "net-a",
+              cidr: str = "10.20.0.0/16", ip: str | None = None, floating: str | None = None) -> Any:
+        networks: Any = "none"
+        if ip is not None:
+            networks = [{"port": self.novas[region].create_port(project.id, network, cidr, ip, floating)}]
+        return self.as_builder(project.id, region).compute.create_server(
+            name=name, flavor_id="1", image_id=IMAGE, networks=networks)
 
 
 def _bring_to(conn: Any, server: Any, state: str) -> None:
