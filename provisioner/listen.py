@@ -196,9 +196,9 @@ class Listener:
         try:
             changes = list(self._decoded(messages))
             with self.serial:
-                if self.reconcile_due.is_set():  # owed since the main loop found a batch running
-                    self._reconcile()
                 try:
+                    if self.reconcile_due.is_set():  # owed since the main loop found a batch running
+                        self._reconcile()
                     result = self._apply(changes) if changes else Result.ACK
                 except Exception as exc:  # a bug: requeued, it would come back at once, forever
                     self.metrics.failed += len(changes)

@@ -165,3 +165,16 @@ def failing_endpoint() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v3"
     server.shutdown()
+
+
+def broken_region(cloud: Cloud, failing_endpoint: str, prefix: str) -> str:
+    """A Nova region in the catalog whose endpoint answers every request with 503."""
+    from tests.support.openstack_services import admin_connection
+
+    admin = admin_connection(cloud.keystone)
+    region = f"{prefix}{failing_endpoint.rsplit(':', 1)[1].split('/')[0]}"
+    admin.identity.create_region(id=region)
+    service = admin.identity.find_service("nova")
+    admin.identity.create_endpoint(service_id=service.id, interface="public", region_id=region,
+                                   url=failing_endpoint.replace("/v3", "/v2.1"))
+    return region

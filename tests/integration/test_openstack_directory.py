@@ -12,7 +12,7 @@ import pytest
 from provisioner import config as config_module
 from provisioner.directory.openstack import OpenStackDirectory, read_openstack
 from tests.conftest import Workspace
-from tests.integration.conftest import onboard_all
+from tests.integration.conftest import broken_region, onboard_all
 from tests.support.openstack_data import EXPECTED_FIXED, R1, READER_PW, OpenStackData
 from tests.support.openstack_services import IMAGE, admin_connection
 
@@ -295,10 +295,5 @@ def test_a_reader_in_all_projects_mode_is_refused_and_changes_nothing(
 def test_a_5xx_from_one_nova_region_changes_nothing(openstack_workspace: Workspace,
                                                    openstack_cloud: OpenStackData,
                                                    failing_endpoint: str) -> None:
-    admin = admin_connection(openstack_cloud.cloud.keystone)
-    region = f"Broken{failing_endpoint.rsplit(':', 1)[1].split('/')[0]}"
-    admin.identity.create_region(id=region)
-    service = admin.identity.find_service("nova")
-    admin.identity.create_endpoint(service_id=service.id, interface="public", region_id=region,
-                                   url=failing_endpoint.replace("/v3", "/v2.1"))
+    region = broken_region(openstack_cloud.cloud, failing_endpoint, "Broken")
     _refused(openstack_workspace, regions=[R1, region])

@@ -19,7 +19,7 @@ from provisioner.errors import DirectoryError
 from provisioner.inventory import build_inventory
 from provisioner.model import Inventory
 from tests.conftest import Workspace
-from tests.integration.conftest import onboard_all
+from tests.integration.conftest import broken_region, onboard_all
 from tests.support.openstack_data import R1, R2, READER_PW, OpenStackData
 from tests.support.openstack_services import admin_connection
 
@@ -270,12 +270,7 @@ def test_a_5xx_from_one_nova_region_in_a_scoped_read_changes_nothing(
     onboard_all(ws, "alpha")
     assert ws.homevol("sync").code == 0
     before = ws.exports_files()
-    admin = admin_connection(openstack_cloud.cloud.keystone)
-    region = f"ScBroken{failing_endpoint.rsplit(':', 1)[1].split('/')[0]}"
-    admin.identity.create_region(id=region)
-    service = admin.identity.find_service("nova")
-    admin.identity.create_endpoint(service_id=service.id, interface="public", region_id=region,
-                                   url=failing_endpoint.replace("/v3", "/v2.1"))
+    region = broken_region(openstack_cloud.cloud, failing_endpoint, "ScBroken")
     ws.configure(directory={"openstack": {"regions": [R1, R2, region]}})
     for args in (("hook", "instance-deleted", "alpha", "10.20.1.11"), ("sync", "--project", "alpha"),
                  ("exports", "plan", "-p", "alpha")):
