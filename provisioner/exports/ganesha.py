@@ -226,8 +226,10 @@ class GaneshaExports:
         return seen.exports, seen.state
 
     def applied(self, projects: frozenset[str] | None = None) -> AppliedState:
-        """Every file, whatever ``projects``: apply() allocates export ids over all of them."""
-        self._seen = self._read()
+        """Every file, or with ``projects`` only theirs (a partial read: one project's change
+        costs one file however many exports there are). apply() reads the whole set again
+        only when a change may allocate an Export_Id or rewrite the index."""
+        self._seen = self._read(projects)
         return self._seen.state
 
     # ----- applying ------------------------------------------------------------------------
@@ -241,10 +243,11 @@ class GaneshaExports:
         try:
             with self.store.locked():
                 self.store.prepare()
-                # the plan was made from applied(): reuse that read instead of parsing every
-                # file again, unless other hosts write the set too (then read it under the lock)
-                seen = self._seen if self._seen is not None and not self.store.shared \
-                    else self._read_again(changes)
+                # the plan was made from applied(): reuse a whole read of it instead of parsing
+                # every file again, unless other hosts write the set too (then read it under
+                # the lock); a partial read is completed only where a change needs more
+                seen = self._seen if self._seen is not None and not self._seen.state.partial \
+                    and not self.store.shared else self._read_again(changes)
                 self._seen = None
                 with _Heads(self.cfg, self.heads()) as server:
                     return self._apply(changes, seen, server)

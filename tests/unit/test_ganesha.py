@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from backends import Capability, VolumeBackend, get_backend
 from provisioner.config import Config, GaneshaExportsConfig
 from provisioner.errors import ConfigError
-from provisioner.exports import ExportAction, ExportChange, get_applier
+from provisioner.exports import ExportAction, ExportChange, ganesha, get_applier
 from provisioner.exports.ganesha import Fsal, GaneshaExports, parse, read_block, render
 from provisioner.exports.ganesha_conf import ConfError
 from provisioner.exports.kernel import KernelExports
@@ -192,3 +192,54 @@ def test_every_head_is_told_and_a_refusal_names_the_head(tmp_path: Path) -> None
     [result] = applier.apply([change])
     assert not result.ok and result.detail.startswith(f"head unix:path={tmp_path}/head1: ")
     assert not (tmp_path / "d" / "homevol-alpha.conf").exists()  # undone: the next run retries
+
+
+class _Told:
+    """Heads that accept every call and remember it (the real DBus path: test_listen_ganesha)."""
+
+    calls: typing.ClassVar[list[tuple[str, int]]] = []
+
+    def __init__(self, cfg: GaneshaExportsConfig, addresses: list[str]) -> None:
+        pass
+
+    def __enter__(self) -> _Told:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def add(self, path: Path, export_id: int) -> None:
+        self.calls.append(("add", export_id))
+
+    def update(self, path: Path, export_id: int) -> None:
+        self.calls.append(("update", export_id))
+
+
+def test_one_projects_change_reads_its_own_file_and_a_new_export_still_gets_a_free_id(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ganesha, "_Heads", _Told)
+    applier = _applier(tmp_path)
+
+    def rule(project: str, *clients: str) -> ExportRule:
+        return ExportRule(project, f"/export/home/{project}", clients or ("10.0.0.1",), RULE.options)
+
+    applier.applied()
+    assert all(r.ok for r in applier.apply([ExportChange(p, ExportAction.ADD, None, rule(p))
+                                            for p in ("alpha", "beta", "gamma")]))
+    read: list[str] = []
+    real = ganesha.read_export
+    monkeypatch.setattr(ganesha, "read_export", lambda file: read.append(file.project) or real(file))
+
+    state = applier.applied(frozenset({"beta"}))
+    assert state.partial and set(state.rules) == {"beta"} and read == ["beta"]
+    [result] = applier.apply([ExportChange("beta", ExportAction.UPDATE, rule("beta"),
+                                           rule("beta", "10.0.0.1", "10.0.0.9"))])
+    assert result.ok and read == ["beta", "beta"]  # its own file again, under the lock
+    assert _Told.calls[-1] == ("update", 101)
+    assert "10.0.0.9" in (tmp_path / "d" / "homevol-beta.conf").read_text()
+
+    read.clear()
+    applier.applied(frozenset({"delta"}))  # a new export: its id must be free over the whole set
+    [result] = applier.apply([ExportChange("delta", ExportAction.ADD, None, rule("delta"))])
+    assert result.ok and sorted(read) == ["alpha", "beta", "gamma"] and _Told.calls[-1] == ("add", 103)
+    assert (tmp_path / "index.conf").read_text().count('%include "') == 4  # no project dropped
