@@ -8,6 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from provisioner.directory import file as file_source
 from provisioner.directory.file import read_file
@@ -70,3 +72,56 @@ def test_a_file_that_became_unreadable_is_an_error_not_the_old_snapshot(
     path.unlink()
     with pytest.raises(DirectoryError, match="file not found"):
         read_file(str(path))
+
+
+def test_a_reader_that_comes_back_parses_only_the_tables_that_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "inventory.toml"
+    hosts = "".join(f'[[hosts]]\nname = "h{n}"\naddress = "10.68.1.{n}"\nproject = "alpha"\n'
+                    for n in range(1, 6))
+    path.write_text("[projects.alpha]\n" + hosts)
+    read_file(str(path))  # the first read in a process: the whole file
+    path.write_text("[projects.alpha]\n" + hosts + '[[hosts]]\naddress = "10.68.1.9"\nproject = "alpha"\n')
+    read_file(str(path))  # the second: every table, each kept
+    parsed: list[str] = []
+    real = file_source.tomllib.loads
+    monkeypatch.setattr(file_source.tomllib, "loads", lambda text: parsed.append(text) or real(text))
+    path.write_text("[projects.alpha]\n" + hosts + '[[hosts]]\naddress = "10.68.1.10"\nproject = "alpha"\n')
+    snapshot = read_file(str(path))
+    assert parsed == ["", '[[hosts]]\naddress = "10.68.1.10"\nproject = "alpha"\n']
+    assert snapshot.hosts[-1].addresses == ("10.68.1.10",) and snapshot.hosts[-1].dn == "hosts[5]"
+    assert snapshot == file_source._parse(str(path), path.read_text())
+
+
+# pieces of inventory files, among them lines that only look like a table (inside a multi-line
+# string or array), keys before the first table, a table defined twice, and invalid ones
+_PIECES = [
+    "[projects.alpha]\n", '[projects.alpha]\nid = "a1"\ngid = 61001\n', "[projects.beta]\nhome = true\n",
+    '[projects."gamma"]\n', "[projects.alpha.sub]\n", "[projects]\ndelta = {}\n", "  [projects.eps]\n",
+    '[[hosts]]\nname = "h1"\naddress = "10.0.0.1"\nproject = "alpha"\n',
+    '[[hosts]]\naddress = "10.0.0.2"\nproject = "beta"\n', '[[hosts]]\nnames = ["x", "y"]\n',
+    '[[hosts]]\nname = """\n[[hosts]]\nproject = "beta"\n"""\n', '[[hosts]]\naddresses = [\n',
+    '[projects.zeta]\n]\n', '[[hosts]]\nnames = [\n"n1",\n]\n', "hosts = []\n", 'title = "x"\n',
+    "[[hosts]]\nbogus = 1\n", "[[hosts]]\nname = 7\n", "[hosts]\n", "# a comment\n", "\n",
+    '  [[hosts]]\n  name = "h9"\n', "[projects.alpha]\r\n", "[[hosts]]\n[hosts.sub]\n",
+]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=8), st.lists(st.sampled_from(_PIECES), max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_reading_by_tables_gives_what_the_whole_parse_gives(first: list[str], second: list[str]) -> None:
+    """Whatever the file and whatever it was before: the same snapshot, or the same error."""
+    def whole(text: str) -> object:
+        try:
+            return file_source._parse("inv", text)
+        except DirectoryError as exc:
+            return str(exc)
+
+    file_source._pieces.clear()
+    for text in ("".join(first), "".join(second)):
+        file_source._pieces.setdefault("inv", {})
+        try:
+            by_tables: object = file_source._parse_tables("inv", text)
+        except DirectoryError as exc:
+            by_tables = str(exc)
+        assert by_tables is None or by_tables == whole(text)
