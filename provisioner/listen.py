@@ -59,6 +59,7 @@ KEYSTONE_EVENTS = frozenset({"identity.project.created", "identity.project.updat
 _FAMILIES = ("instance.", "identity.")  # other events of these families are routine: debug only
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # Keystone ids: 32 hex digits, or an admin's choice
 _TRANSIENT = (DirectoryError, LockBusy, BackendError, ApplyError)  # worth a retry with backoff
+WAITING = 3  # batches that may wait (each on a worker thread) while one is applied
 
 T = TypeVar("T")
 
@@ -139,6 +140,14 @@ class Metrics:
                        f"homevol_listen_{n} {v:g}\n" for n, t, h, v in rows)
 
 
+@dataclass
+class _Turn:
+    """One batch waiting to be applied, and the result it is acked with once it is."""
+
+    changes: list[Change]
+    result: Result | None = None
+
+
 class Listener:
     """The decisions of ``homevol listen``, apart from the transport (tests drive it directly)."""
 
@@ -154,7 +163,15 @@ class Listener:
         self.reconcile_due = threading.Event()
         self.metrics = Metrics()
         self.last_activity = time.monotonic()
-        self.busy = False
+        self.active = 0  # batches being handled (or waiting for their turn)
+        # batches that wait for the serial lock: the thread that gets it applies all of them
+        # as one, so a burst is coalesced however short the batch window
+        self._waiting: list[_Turn] = []
+        self._waiting_lock = threading.Lock()
+
+    @property
+    def busy(self) -> bool:
+        return self.active > 0
 
     # ----- full reconcile ----------------------------------------------------------------------
     def reconcile(self, wait: bool = True) -> bool:
@@ -191,24 +208,44 @@ class Listener:
 
     # ----- events ------------------------------------------------------------------------------
     def handle(self, messages: list[dict[str, Any]]) -> Result:
-        """One batch of notifications (oslo.messaging's dicts): decode, coalesce, apply, ack."""
-        self.busy, self.last_activity = True, time.monotonic()
+        """One batch of notifications (oslo.messaging's dicts): decode, coalesce, apply, ack.
+
+        Batches that arrive while one is applied wait their turn (one per worker thread); the
+        first to get it applies every waiting batch as one, and each is acked (or requeued)
+        with that one result."""
+        with self._waiting_lock:
+            self.active += 1
+            self.last_activity = time.monotonic()
         try:
-            changes = list(self._decoded(messages))
+            turn = _Turn(list(self._decoded(messages)))
+            with self._waiting_lock:
+                self._waiting.append(turn)
             with self.serial:
-                try:
-                    if self.reconcile_due.is_set():  # owed since the main loop found a batch running
-                        self._reconcile()
-                    result = self._apply(changes) if changes else Result.ACK
-                except Exception as exc:  # a bug: requeued, it would come back at once, forever
-                    self.metrics.failed += len(changes)
-                    log.error("internal error on %d events (acked; the reconcile retries): %s: %s",
-                              len(changes), type(exc).__name__, printable(str(exc)))
-                    result = Result.ACK
+                if turn.result is None:  # not applied by a batch that went before
+                    with self._waiting_lock:
+                        turns, self._waiting = self._waiting, []
+                    result = self._apply_turns([c for t in turns for c in t.changes])
+                    for each in turns:
+                        each.result = result
             self._write_metrics()
-            return result
+            assert turn.result is not None
+            return turn.result
         finally:
-            self.busy, self.last_activity = False, time.monotonic()
+            with self._waiting_lock:
+                self.active -= 1
+                self.last_activity = time.monotonic()
+
+    def _apply_turns(self, changes: list[Change]) -> Result:
+        """The caller holds ``serial``."""
+        try:
+            if self.reconcile_due.is_set():  # owed since the main loop found a batch running
+                self._reconcile()
+            return self._apply(changes) if changes else Result.ACK
+        except Exception as exc:  # a bug: requeued, it would come back at once, forever
+            self.metrics.failed += len(changes)
+            log.error("internal error on %d events (acked; the reconcile retries): %s: %s",
+                      len(changes), type(exc).__name__, printable(str(exc)))
+            return Result.ACK
 
     def _decoded(self, messages: list[dict[str, Any]]) -> Iterator[Change]:
         for message in messages:
@@ -402,7 +439,9 @@ class Server:
 
     def start(self) -> None:
         try:
-            self.server.start(override_pool_size=1)  # batches are applied one after another
+            # batches are applied one after another; while one is, up to WAITING more wait
+            # for their turn, and the first to get it applies them all as one
+            self.server.start(override_pool_size=WAITING + 1)
         except self.errors as exc:
             raise HomevolError(f"RabbitMQ: cannot listen: {printable(str(exc))}") from None
 

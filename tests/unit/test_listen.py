@@ -4,6 +4,8 @@ datagram that tells systemd, and which directory read a batch costs."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -213,3 +215,24 @@ def test_a_reconcile_owed_while_a_batch_ran_is_run_before_the_next_batch(recorde
     assert listener.handle([_event("instance.update", PID)]) is Result.ACK
     assert recorded.scopes == [None, frozenset({"alpha"})]  # the full sync, then the batch
     assert not listener.reconcile_due.is_set() and listener.metrics.last_reconcile > 0
+
+
+def test_batches_that_wait_while_one_is_applied_are_applied_as_one(recorded: _Recorded) -> None:
+    """However short the batch window, a burst is coalesced: the batches that came while one was
+    being applied wait for their turn, and the first to get it applies them all."""
+    listener = recorded.listener
+    results: list[Result] = []
+    with listener.serial:  # a batch is being applied
+        threads = [threading.Thread(target=lambda e=e: results.append(listener.handle([e])))
+                   for e in (_event("instance.create.end", PID), _event("instance.delete.end", BID))]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(listener._waiting) < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert listener.busy
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == [Result.ACK, Result.ACK]
+    assert recorded.scopes == [frozenset({"alpha", "beta"})]  # one read, one apply for both
+    assert listener.metrics.applied == 2 and not listener.busy
