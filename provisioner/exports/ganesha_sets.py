@@ -135,7 +135,9 @@ class RadosExportSet:
         for name in sorted(names):
             if name == self.cfg.config_object:
                 continue
-            text = self._client.read(name) or ""
+            text = self._client.read(name)
+            if text is None:  # a project of a partial scan without an object (or one just removed)
+                continue
             project = _project_of(name)
             if project is None and not self.exported_paths(text):
                 continue
