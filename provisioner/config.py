@@ -282,7 +282,7 @@ class ListenConfig:
     # or whoever declares second is refused (PRECONDITION_FAILED), the cloud's publishers too
     durable: bool = False
     batch_size: int = 100  # at most this many events are taken (and held unacked) at once
-    coalesce: float = 0.05  # seconds every batch waits for more events (the latency floor)
+    coalesce: float = 0.01  # the batch window: an event waits up to this long for company
     reconcile_interval: float = 600.0  # seconds between full syncs (0: only at start)
     retry_max: float = 60.0  # seconds: the longest wait between retries of a failed apply
     metrics_file: str = ""  # a Prometheus textfile, rewritten after every batch (empty: none)

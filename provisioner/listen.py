@@ -480,6 +480,10 @@ def run(service: Homevol, once: bool = False) -> Metrics:
     ``once``: no reconcile; process what is queued, and return when nothing came for a while."""
     cfg = service.cfg.listen
     listener = Listener(service, cfg)
+    if service.cfg.directory.source == "file":
+        from .directory.file import reading_again
+
+        reading_again()
     if not once:
         listener.reconcile()
     server = Server(listener, cfg)

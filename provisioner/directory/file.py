@@ -54,6 +54,7 @@ _SETTLED = 2.0  # seconds
 _parsed: dict[str, tuple[tuple[int, ...], Snapshot]] = {}  # path → (its stat key, its snapshot)
 # path → {the text of one table of the file: what it holds}, from the file as last read
 _pieces: dict[str, dict[str, _Piece]] = {}
+_rereading = False  # set by a long-running reader: cut the file into tables from its first read
 # where the file is cut into tables: a line that starts a host or a project
 _TABLE = re.compile(r"^(?=\[\[hosts\]\]|\[projects\.)", re.MULTILINE)
 
@@ -77,14 +78,22 @@ def read_file(path: str) -> Snapshot:
         raise DirectoryError(f"inventory: {path}: cannot read: {exc}") from None
     _parsed.pop(path, None)
     # the first read in a process parses the file whole (a one-shot command reads it once, and
-    # that is faster); a reader that comes back keeps its tables
-    snapshot = _parse_tables(path, text) if path in _pieces else None
+    # that is faster), unless the process said it reads again; a reader that comes back keeps
+    # the file's tables
+    snapshot = _parse_tables(path, text) if path in _pieces or _rereading else None
     if snapshot is None:  # not a file of plain tables, or not a valid one: the whole parse decides
         _pieces[path] = {}
         snapshot = _parse(path, text)
     if time.time() - max(stat.st_mtime, stat.st_ctime) > _SETTLED:
         _parsed[path] = (key, snapshot)
     return snapshot
+
+
+def reading_again() -> None:
+    """This process reads the inventory file again and again (``homevol listen``): keep its
+    tables from the first read on, so that no event pays for cutting the file up."""
+    global _rereading
+    _rereading = True
 
 
 @dataclass(frozen=True)
