@@ -42,6 +42,7 @@ import os
 import random
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -258,6 +259,57 @@ def client_python_ldap(uri: str, bind_dn: str, password: str) -> dict[str, int]:
 
 
 CLIENTS = {"naive": client_naive, "python-ldap": client_python_ldap}
+
+
+def phases(config: str, repeat: int) -> dict[str, float]:
+    """Where homevol's time goes, in one process (median of ``repeat`` after one warm-up): the
+    imports, the config, the LDAP read (ldap3's requests and homevol's decoding of the entries
+    into RawProject/RawHost), judging the inventory, and the rest of ``exports plan`` (the
+    volumes, the exports files, the plan and its JSON). Then, under cProfile, how the read's
+    time splits between ldap3 and homevol (cProfile slows Python code, so shares only)."""
+    import contextlib as ctx
+    import cProfile
+    import io
+    import pstats
+
+    started = time.perf_counter()
+    from provisioner import cli
+    from provisioner.config import load
+    from provisioner.directory import read_snapshot
+    from provisioner.inventory import build_inventory
+    from provisioner.names import parse_networks
+
+    imports = time.perf_counter() - started
+    runs: dict[str, list[float]] = {}
+
+    def timed(name: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        begun = time.perf_counter()
+        value = call(*args, **kwargs)
+        runs.setdefault(name, []).append(time.perf_counter() - begun)
+        return value
+
+    plan = ["--config", config, "-q", "exports", "plan", "--json"]
+    for _ in range(repeat + 1):
+        cfg = timed("config", load, config, environ={})
+        snapshot = timed("ldap read", read_snapshot, cfg)
+        networks = parse_networks(cfg.exports.extra_client_networks)
+        timed("inventory", build_inventory, snapshot, networks, cfg.exports.clients)
+        with ctx.redirect_stdout(io.StringIO()), ctx.suppress(SystemExit):
+            timed("whole plan", cli.cli.main, plan, standalone_mode=False)
+    result = {"imports": imports, **{k: statistics.median(v[1:]) for k, v in runs.items()}}
+    profile = cProfile.Profile()
+    profile.runcall(read_snapshot, load(config, environ={}))
+    stats = pstats.Stats(profile)
+    shares: dict[str, float] = {}
+    for (path, _, _), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = ("ldap3" if "/ldap3/" in path or "/pyasn1/" in path else
+                 "homevol" if "/provisioner/" in path else
+                 "sockets and the rest" if path == "~" or "/socket" in path or "/ssl" in path else
+                 "other Python")
+        shares[where] = shares.get(where, 0.0) + own
+    total = sum(shares.values()) or 1.0
+    result.update({f"read share: {k}": v / total for k, v in sorted(shares.items())})
+    return result
 
 
 def run_client(kind: str, uri: str, bind_dn: str, password_file: str) -> None:
@@ -496,6 +548,10 @@ def print_table(res: dict[str, Any]) -> None:
     print(f"\nnaive / homevol: {ratio['direct']}x direct, {ratio['proxy']}x through the proxy")
     print("x floor of proxied rows is against the proxied floor")
     print("same per-project client set from every client:", "yes" if res["same_clients"] else "NO")
+    print("\nwhere homevol's time goes, in one process (median; the whole plan includes the read):")
+    for key, value in res["phases"].items():
+        print(f"  {key:<34} {value * 100:6.1f} %" if key.startswith("read share")
+              else f"  {key:<34} {value:7.3f} s")
     print("\ntargets (homevol):")
     for target in res["targets"].values():
         value = target.get("value", target.get("value_mib"))
@@ -515,6 +571,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a Python with python-ldap installed: adds the python-ldap variant")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--client", choices=sorted(CLIENTS), help=argparse.SUPPRESS)
+    parser.add_argument("--phases", metavar="CONFIG", help=argparse.SUPPRESS)
     parser.add_argument("client_args", nargs="*", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -561,17 +618,26 @@ def benchmark(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         proxied = build_variants(args, proxy.uri, proxy_cfg, READER_DN, password_file, " (proxy)")
         measure(direct, args.repeat, errlog, slapd.uri, READER_DN, password_file)
         measure(proxied, args.repeat, errlog, proxy.uri, READER_DN, password_file)
+        split = subprocess.run([str(REPO / ".venv" / "bin" / "python"), __file__, "--phases",
+                                str(direct_cfg), "--repeat", str(args.repeat)], cwd=REPO,
+                               capture_output=True, text=True, check=True)
     finally:
         if proxy is not None:
             proxy.stop()
         slapd.stop()
-    return results(direct, proxied, args, hosts_per_project)
+    res = results(direct, proxied, args, hosts_per_project)
+    res["phases"] = json.loads(split.stdout.strip().splitlines()[-1])
+    return res
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.client:
         run_client(args.client, *args.client_args)
+        return
+    if args.phases:
+        sys.path.insert(0, str(REPO))
+        print(json.dumps(phases(args.phases, args.repeat)))
         return
     check_tools(args)
     with tempfile.TemporaryDirectory(prefix="homevol-bench-") as tmp:

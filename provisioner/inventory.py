@@ -205,8 +205,8 @@ def _identities(
                 findings.append(Finding("public-address", f"{raw.dn}: {addr} is not a private "
                                         "address; not exported (see exports.extra_client_networks)",
                                         project=project, host=label))
-        elif str(addr) not in addresses:
-            addresses.append(str(addr))
+        elif (text := value.strip()) not in addresses:  # parse_ipv4 takes canonical text only
+            addresses.append(text)
     if not raw.addresses and raw.projects:
         findings.append(Finding("host-without-address", f"{raw.dn} has no address yet",
                                 project=project, host=label))

@@ -76,3 +76,13 @@ def test_a_host_address_is_what_ipaddress_calls_no_special_range(value: int) -> 
     special = (addr.is_unspecified or addr.is_loopback or addr.is_multicast or addr.is_link_local
                or addr.is_reserved or addr == ipaddress.IPv4Address("255.255.255.255"))
     assert is_host_address(addr) is not special
+
+
+@given(st.one_of(st.ip_addresses(v=4).map(str), st.text(alphabet=" 0123456789.\t", max_size=20),
+                 st.tuples(*[st.integers(0, 300)] * 4).map(lambda t: ".".join(map(str, t)))))
+@example(" 10.68.1.11\n")
+def test_an_address_parse_ipv4_takes_is_already_written_as_the_address_writes_itself(value: str) -> None:
+    """The inventory keeps the text it was given (stripped) as the address: it must be the
+    address's own spelling, or one host could be two addresses."""
+    addr = parse_ipv4(value)
+    assert addr is None or str(addr) == value.strip()
