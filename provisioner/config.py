@@ -140,7 +140,7 @@ class OpenStackConfig:
     regions: list[str] = field(default_factory=list)  # empty: the cloud's one region
     timeout: float = 30.0  # seconds for each API request
     mode: str = "all-projects"  # all-projects (admin/system reader) | per-project (a reader in each)
-    concurrency: int = 4  # per-project mode: projects read at once
+    concurrency: int = 4  # requests at once: per-project mode's projects, a scoped read's queries
     page_size: int = 1000  # servers per page (pagination followed)
     domain: str = ""  # only projects of this domain (name or id); empty: all
     addresses: list[str] = field(default_factory=lambda: ["fixed"])  # fixed and/or floating

@@ -104,6 +104,7 @@ class OpenStackDirectory:
     def __init__(self, cfg: OpenStackConfig) -> None:
         self.cfg = cfg
         self.listings = 0
+        self._listings_lock = threading.Lock()  # listings are made from several threads too
         self._key = (repr(cfg), "" if cfg.cloud else _password(cfg))
         kept = _kept.pop(self._key, None)
         if kept is None:
@@ -117,6 +118,10 @@ class OpenStackDirectory:
         self.calls.count = 0
         self.first = next(iter(self.conns.values()))
         _guarded("authenticate", self.first.authorize)  # no request while the token is valid
+
+    def _count_listing(self) -> None:
+        with self._listings_lock:
+            self.listings += 1
 
     def keep(self) -> None:
         """Leave the sessions to the next read of this process (after one that succeeded)."""
@@ -151,7 +156,7 @@ class OpenStackDirectory:
 
     def projects(self) -> list[dict[str, Any]]:
         """All projects (all-projects mode) or the reader's own (per-project mode)."""
-        self.listings += 1
+        self._count_listing()
         if self.cfg.mode == "per-project":
             url = f"{self.auth_url.rstrip('/')}/auth/projects"
             response = _guarded("GET /auth/projects", lambda: self.first.session.get(url))
@@ -177,12 +182,12 @@ class OpenStackDirectory:
     def named(self, name: str) -> list[dict[str, Any]]:
         """Every project called ``name`` (in the domain). The database's collation may match
         other cases too: the caller compares names itself."""
-        self.listings += 1
+        self._count_listing()
         return [p for p in self._listed({"name": name}) if p.get("name") == name]
 
     def tagged(self, tag: str) -> list[dict[str, Any]]:
         """Every project with the tag ``tag`` (in the domain)."""
-        self.listings += 1
+        self._count_listing()
         return [p for p in self._listed({"tags-any": tag}) if tag in (p.get("tags") or ())]
 
     def project(self, project_id: str) -> dict[str, Any] | None:
@@ -193,7 +198,7 @@ class OpenStackDirectory:
     def all_servers(self) -> Iterator[Server]:
         """Every server of every project, one paged listing per region."""
         for region, conn in self.conns.items():
-            self.listings += 1
+            self._count_listing()
             def listing_of(c: Any = conn) -> list[Any]:
                 return list(c.compute.servers(details=True, all_projects=True, limit=self.cfg.page_size))
 
@@ -204,7 +209,7 @@ class OpenStackDirectory:
         """The all-tenants listing with ``filters``, in every region. Nova drops a filter it
         does not allow the caller without saying so: the caller judges what comes back."""
         for region, conn in self.conns.items():
-            self.listings += 1
+            self._count_listing()
             def listing_of(c: Any = conn) -> list[Any]:
                 return list(c.compute.servers(details=True, all_projects=True, limit=self.cfg.page_size,
                                               **filters))
@@ -224,7 +229,7 @@ class OpenStackDirectory:
     def any_server(self) -> bool:
         """Does any region hold any server (one page of one)?"""
         for region, conn in self.conns.items():
-            self.listings += 1
+            self._count_listing()
             def first(c: Any = conn) -> list[Any]:
                 return list(itertools.islice(c.compute.servers(details=True, all_projects=True, limit=1), 1))
 

@@ -21,7 +21,8 @@ cloud holds any project, or any server, at all: the empty-directory guard judges
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import concurrent.futures
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -94,12 +95,12 @@ def read_scoped(directory: OpenStackDirectory, state_dir: str, projects: frozens
         keystone.add_name(name)
     own = {pid for pid, entry in keystone.entries.items() if entry.get("name") in projects}
     servers: dict[tuple[str, str], Server] = {}
-    for pid in sorted(own):
-        servers.update(((s.region, s.id), s) for s in directory.servers_of(pid) if s.project_id in own)
+    for found in _each(directory, directory.servers_of, sorted(own)):
+        servers.update(((s.region, s.id), s) for s in found if s.project_id in own)
     claimed = {a for s in servers.values() for a in _addresses(s, cfg)}
     holders: dict[tuple[str, str], Server] = {}
-    for address in sorted(claimed):
-        found = list(directory.servers_at(address))
+    addresses = sorted(claimed)
+    for address, found in zip(addresses, _each(directory, directory.servers_at, addresses), strict=True):
         _check_answer(address, found, [s for s in servers.values() if address in _addresses(s, cfg)])
         holders.update(((s.region, s.id), s) for s in found
                        if s.project_id not in own and _addresses(s, cfg) & claimed)
@@ -118,6 +119,17 @@ def read_scoped(directory: OpenStackDirectory, state_dir: str, projects: frozens
         projects=tuple(raw), hosts=tuple(hosts), source=directory.source, searches=directory.listings,
         operations=directory.calls.count, findings=tuple(findings), scope=projects,
         any_projects=bool(own) or _any_project(keystone), any_hosts=bool(servers) or directory.any_server())
+
+
+def _each(directory: OpenStackDirectory, listing: Callable[[str], Iterable[Server]],
+          keys: list[str]) -> list[list[Server]]:
+    """``listing`` of each key, ``concurrency`` at a time (a project with many addresses costs
+    their round trips side by side), in the keys' order; the first failure is raised."""
+    if len(keys) < 2:
+        return [list(listing(k)) for k in keys]
+    workers = min(directory.cfg.concurrency, len(keys))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda key: list(listing(key)), keys))
 
 
 def _check_answer(address: str, found: list[Server], asker: list[Server]) -> None:
