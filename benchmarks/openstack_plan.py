@@ -92,7 +92,7 @@ def _client(name: str, keystone: services.Keystone) -> tuple[int, int]:
 
 
 def _homevol(config: Path) -> tuple[int, int]:
-    # HOMEVOL_* are homevol's config overrides: the harness's HOMEVOL_OPENSTACK_VENV is not one
+    # HOMEVOL_* are homevol's config overrides: none of the caller's may reach the measured run
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMEVOL_")}
     result = subprocess.run([sys.executable, "-m", "provisioner", "--config", str(config), "exports",
                              "plan", "--json"], capture_output=True, text=True, cwd=REPO, check=False,

@@ -21,7 +21,7 @@ from typing import IO, Any
 from tests.support.slapd import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
-VENV = Path(os.environ.get("HOMEVOL_OPENSTACK_VENV", REPO / ".openstack-venv"))
+VENV = Path(os.environ.get("OPENSTACK_TEST_VENV", REPO / ".openstack-venv"))
 HARNESS = Path(__file__).resolve().parent / "nova_harness.py"
 POLICIES = REPO / "examples" / "openstack"  # what docs/openstack.md tells an operator to install
 ADMIN_PW = "admin-secret"
