@@ -217,19 +217,21 @@ class Listener:
             self.active += 1
             self.last_activity = time.monotonic()
         try:
-            turn = _Turn(list(self._decoded(messages)))
-            with self._waiting_lock:
+            with self._waiting_lock:  # the counters are shared by the worker threads
+                turn = _Turn(list(self._decoded(messages)))
                 self._waiting.append(turn)
             with self.serial:
                 if turn.result is None:  # not applied by a batch that went before
                     with self._waiting_lock:
                         turns, self._waiting = self._waiting, []
-                    result = self._apply_turns([c for t in turns for c in t.changes])
-                    for each in turns:
-                        each.result = result
-            self._write_metrics()
-            assert turn.result is not None
-            return turn.result
+                    result = Result.REQUEUE  # unless the apply returns: redelivered, never lost
+                    try:
+                        result = self._apply_turns([c for t in turns for c in t.changes])
+                    finally:
+                        for each in turns:
+                            each.result = result
+                self._write_metrics()  # one writer at a time, as every other write of it
+            return turn.result or Result.REQUEUE
         finally:
             with self._waiting_lock:
                 self.active -= 1
