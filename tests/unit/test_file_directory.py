@@ -25,8 +25,10 @@ def _settle(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def fresh_memo() -> None:
+def fresh_memo(monkeypatch: pytest.MonkeyPatch) -> None:
     file_source._parsed.clear()
+    file_source._pieces.clear()
+    monkeypatch.setattr(file_source, "_rereading", False)
 
 
 def test_an_unchanged_settled_file_is_not_parsed_again(tmp_path: Path,
@@ -125,3 +127,15 @@ def test_reading_by_tables_gives_what_the_whole_parse_gives(first: list[str], se
         except DirectoryError as exc:
             by_tables = str(exc)
         assert by_tables is None or by_tables == whole(text)
+
+
+def test_a_reader_that_said_it_reads_again_keeps_the_tables_from_its_first_read(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.toml"
+    path.write_text(ONE)
+    read_file(str(path))
+    assert file_source._pieces[str(path)] == {}  # a one-shot command: parsed whole
+    file_source._pieces.clear()
+    file_source._parsed.clear()
+    file_source.reading_again()  # homevol listen
+    read_file(str(path))
+    assert len(file_source._pieces[str(path)]) == 2  # [projects.alpha] and its host
