@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import ldap3
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPException, LDAPServerPoolExhaustedError
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
@@ -113,6 +113,9 @@ class LdapDirectory:
             ldap3.Server(uri, get_info=ldap3.NONE, connect_timeout=cfg.connect_timeout, tls=tls)
             for uri in cfg.uris
         ]
+        # one cycle over the URIs, then the error: ldap3 would sleep POOLING_LOOP_TIMEOUT (10 s)
+        # after the last cycle before saying so
+        ldap3.set_config_parameter("POOLING_LOOP_TIMEOUT", 0)
         pool = ldap3.ServerPool(servers, ldap3.FIRST, active=1, exhaust=True)
         bind_dn, password_file, key = (
             (cfg.write_bind_dn, cfg.write_password_file, "write_password_file") if self.write
@@ -144,6 +147,9 @@ class LdapDirectory:
                     f"ldap: bind as {bind_dn or 'anonymous'} refused: "
                     f"{result.get('description')} {result.get('message') or ''}".rstrip()
                 )
+        except LDAPServerPoolExhaustedError:
+            raise DirectoryError(f"ldap: no server answered ({', '.join(cfg.uris)}; each tried once, "
+                                 f"directory.ldap.connect_timeout {cfg.connect_timeout:g}s)") from None
         except (LDAPException, OSError) as exc:
             raise DirectoryError(f"ldap: {', '.join(cfg.uris)}: {exc}") from None
         self.operations += 1
