@@ -33,6 +33,9 @@ from . import Snapshot, ber
 _PAGED_OID = "1.2.840.113556.1.4.319"
 _SIZE_LIMIT_EXCEEDED = 4  # a probe asking for one entry where there are more: "yes"
 _SCOPES = {"one": ldap3.LEVEL, "sub": ldap3.SUBTREE}
+# the server pool makes one cycle over the URIs, then the error: ldap3 would sleep
+# POOLING_LOOP_TIMEOUT (10 s) after that last cycle before saying so
+ldap3.set_config_parameter("POOLING_LOOP_TIMEOUT", 0)
 
 Attrs = dict[str, list[str]]
 
@@ -113,9 +116,6 @@ class LdapDirectory:
             ldap3.Server(uri, get_info=ldap3.NONE, connect_timeout=cfg.connect_timeout, tls=tls)
             for uri in cfg.uris
         ]
-        # one cycle over the URIs, then the error: ldap3 would sleep POOLING_LOOP_TIMEOUT (10 s)
-        # after the last cycle before saying so
-        ldap3.set_config_parameter("POOLING_LOOP_TIMEOUT", 0)
         pool = ldap3.ServerPool(servers, ldap3.FIRST, active=1, exhaust=True)
         bind_dn, password_file, key = (
             (cfg.write_bind_dn, cfg.write_password_file, "write_password_file") if self.write
