@@ -10,6 +10,7 @@ from backends.gluster import (
     GlusterCLI,
     GlusterdDown,
     GlusterError,
+    GlusterNoAnswer,
     auth_allow_value,
     parse_cli_output,
     parse_quota,
@@ -106,17 +107,22 @@ def test_a_valid_gluster_config_loads() -> None:
     assert cfg.backend.gluster.bricks == ["198.18.0.1:/srv/bricks", "198.18.0.2:/srv/b"]
 
 
-class _Flaky(GlusterCLI):
-    """Answers nothing (exit 0, no output) the first ``silent`` times, as glusterd sometimes does."""
+# What a real glusterd 10.3 printed once, exit 0, for a volume whose brick it was still settling
+_CUT_OFF = INFO.split("<bricks>")[0] + "<bricks>\n"
 
-    def __init__(self, silent: int) -> None:
+
+class _Flaky(GlusterCLI):
+    """Says nothing usable the first ``silent`` times (no output, or ``silence``), then answers."""
+
+    def __init__(self, silent: int, silence: str = "") -> None:
         super().__init__(GlusterBackendConfig())
         self.silent = silent
+        self.silence = silence
         self.calls: list[tuple[str, ...]] = []
 
     def _run_once(self, *args: str) -> ET.Element:
         self.calls.append(args)
-        answer = "" if len(self.calls) <= self.silent else "<cliOutput><opRet>0</opRet></cliOutput>"
+        answer = self.silence if len(self.calls) <= self.silent else "<cliOutput><opRet>0</opRet></cliOutput>"
         return parse_cli_output(" ".join(args), answer, "", 0)
 
 
@@ -132,3 +138,21 @@ def test_a_query_answered_with_nothing_is_asked_again_a_change_never() -> None:
     with pytest.raises(GlusterError):
         always.run("volume", "info", "all")
     assert len(always.calls) == 3
+
+
+def test_a_query_whose_answer_is_cut_off_is_asked_again_a_change_never() -> None:
+    with pytest.raises(GlusterNoAnswer, match="unreadable XML"):
+        parse_cli_output("volume info home-alpha", _CUT_OFF)
+    flaky = _Flaky(silent=1, silence=_CUT_OFF)
+    assert flaky.run("volume", "info", "home-alpha").findtext("opRet") == "0"
+    assert len(flaky.calls) == 2
+    change = _Flaky(silent=1, silence=_CUT_OFF)
+    with pytest.raises(GlusterNoAnswer):
+        change.run("volume", "set", "home-alpha", "auth.allow", "10.0.0.1")
+    assert len(change.calls) == 1
+
+
+def test_a_failing_cli_without_output_is_an_error_not_silence() -> None:
+    with pytest.raises(GlusterError, match="exited 1 without output") as failure:
+        parse_cli_output("volume info", "", "", 1)
+    assert not isinstance(failure.value, GlusterNoAnswer)
