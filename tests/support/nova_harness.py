@@ -3,12 +3,9 @@
 Runs under the OpenStack venv (``.openstack-venv/bin/python``), never under homevol's. What is
 real: Nova 34's API (its paste pipeline, real keystonemiddleware against the suite's real
 Keystone, real policy with ``enforce_new_defaults``), conductor, scheduler, compute manager with
-the fake virt driver, and the real placement app. What is not: Neutron and Glance are Nova's own
-fixtures. The Neutron fixture is adapted so each port belongs to the project that asked for it
-and carries the fixed address (and the floating address) the test chose, on the network it
-chose, through a small control path ``/_harness/ports`` on the same socket; a network made through
-``/_harness/networks`` gives the ports Nova creates on it the next free address (many servers
-booted in one request, as the benchmark does).
+the fake virt driver, the real placement app, and the suite's real Neutron (its ``[neutron]``
+client, as a deployed Nova has it: ports, fixed and floating addresses, ``ip`` filters asked of
+Neutron). What is not: Glance is Nova's fixture; RPC is oslo.messaging's fake driver.
 
 Notifications: the test base replaces Nova's notifiers with in-memory fakes (``NotificationFixture``)
 and its RPC with oslo.messaging's fake driver. Given a nova.conf excerpt (``notifications`` in the
@@ -29,16 +26,16 @@ os.environ["OS_NOVA_DISABLE_EVENTLET_PATCHING"] = "1"
 importlib.import_module("nova.tests.functional")  # before oslo.messaging: else the server thread hangs
 
 import configparser  # noqa: E402
-import copy  # noqa: E402
-import ipaddress  # noqa: E402
+import faulthandler  # noqa: E402
 import json  # noqa: E402
+import signal  # noqa: E402
 import socketserver  # noqa: E402
 import threading  # noqa: E402
-import uuid  # noqa: E402
 import warnings  # noqa: E402
 from unittest import mock  # noqa: E402
 from wsgiref import simple_server  # noqa: E402
 
+import fixtures  # noqa: E402
 from keystoneauth1 import loading as ks_loading  # noqa: E402
 from nova import conf as nova_conf  # noqa: E402
 from nova import rpc  # noqa: E402
@@ -48,81 +45,11 @@ from nova.tests.functional import integrated_helpers  # noqa: E402
 CONF = nova_conf.CONF
 
 
-class ProjectPorts:
-    """Ports and floating IPs the tests ask for, in the fixture's own dictionaries."""
+class _NoNeutron(fixtures.Fixture):
+    """Stands where ``NeutronFixture`` stood: Nova talks to the real Neutron instead."""
 
-    def __init__(self, neutron):
-        self.neutron = neutron
-        self.floating = {}  # port id -> floating address
-        self.pools = {}  # network id -> the next host number of a network that allocates itself
-        self.lock = threading.Lock()
-        self._fixture_create_port = neutron.create_port
-        neutron.list_subnets = self.list_subnets
-        neutron.list_floatingips = self.list_floatingips
-        neutron.create_port = self.create_port
-
-    def network(self, name, cidr):
-        for net in self.neutron._networks.values():
-            if net["name"] == name:
-                return net
-        net = dict(copy.deepcopy(nova_fixtures.NeutronFixture.network_1), id=str(uuid.uuid4()),
-                   name=name, subnets=[])
-        subnet = dict(copy.deepcopy(nova_fixtures.NeutronFixture.subnet_1), id=str(uuid.uuid4()),
-                      network_id=net["id"], cidr=cidr, gateway_ip=cidr.rsplit(".", 1)[0] + ".1")
-        net["subnets"].append(subnet["id"])
-        self.neutron._networks[net["id"]] = net
-        self.neutron._subnets[subnet["id"]] = subnet
-        return net
-
-    def create(self, project_id, network, cidr, ip, floating=None):
-        net = self.network(network, cidr)
-        port = copy.deepcopy(nova_fixtures.NeutronFixture.port_1)
-        port.update(id=str(uuid.uuid4()), network_id=net["id"], tenant_id=project_id,
-                    project_id=project_id, device_id="", device_owner="",
-                    mac_address="fa:16:3e:" + ":".join(uuid.uuid4().hex[i:i + 2] for i in (0, 2, 4)),
-                    fixed_ips=[{"ip_address": ip, "subnet_id": net["subnets"][0]}])
-        port.pop("binding:host_id", None)
-        self.neutron._ports[port["id"]] = port
-        if floating:
-            self.floating[port["id"]] = floating
-        return port["id"]
-
-    def allocating(self, network, cidr):
-        """A network whose ports Nova itself creates (``networks=[{"uuid": ...}]``, many servers
-        in one request): each port gets the next address of ``cidr`` and the booting project."""
-        net = self.network(network, cidr)
-        net["shared"] = True
-        self.pools.setdefault(net["id"], 2)
-        return net["id"]
-
-    def create_port(self, body=None):
-        wanted = (body or {}).get("port", {})
-        net_id = wanted.get("network_id")
-        if net_id not in self.pools:
-            return self._fixture_create_port(body)
-        net = self.neutron._networks[net_id]
-        with self.lock:
-            host = self.pools[net_id]
-            self.pools[net_id] = host + 1
-        base = ipaddress.ip_network(self.neutron._subnets[net["subnets"][0]]["cidr"])
-        project_id = wanted.get("tenant_id") or wanted.get("project_id")
-        port_id = self.create(project_id, net["name"], str(base), str(base[host]))
-        port = self.neutron._ports[port_id]
-        port.update({k: v for k, v in wanted.items() if k in ("device_id", "device_owner")})
-        return {"port": copy.deepcopy(port)}
-
-    def list_subnets(self, retrieve_all=True, **params):
-        wanted = params.get("id")
-        subnets = [s for s in self.neutron._subnets.values() if not wanted or s["id"] in wanted]
-        return {"subnets": copy.deepcopy(subnets)}
-
-    def list_floatingips(self, retrieve_all=True, **params):
-        port_id = params.get("port_id")
-        found = [{"id": f"fip-{pid}", "floating_ip_address": addr, "port_id": pid,
-                  "fixed_ip_address": self.neutron._ports[pid]["fixed_ips"][0]["ip_address"],
-                  "floating_network_id": "public", "router_id": None, "status": "ACTIVE"}
-                 for pid, addr in self.floating.items() if port_id in (None, pid)]
-        return {"floatingips": found}
+    def __init__(self, test):
+        super().__init__()
 
 
 class Harness(integrated_helpers._IntegratedTestBase):
@@ -133,6 +60,12 @@ class Harness(integrated_helpers._IntegratedTestBase):
     def __init__(self, settings):
         super().__init__("runTest")
         self.settings = settings
+
+    def setUp(self):
+        # _IntegratedTestBase.setUp installs NeutronFixture (which mocks nova.network.neutron's
+        # client); put a no-op in its place for the duration of setUp
+        with mock.patch.object(nova_fixtures, "NeutronFixture", _NoNeutron):
+            super().setUp()
 
     def runTest(self):  # pragma: no cover - never run as a test
         pass
@@ -149,6 +82,17 @@ class Harness(integrated_helpers._IntegratedTestBase):
                            "password": auth["password"], "project_name": auth["project"],
                            "user_domain_name": "Default", "project_domain_name": "Default",
                            "interface": "public", "service_token_roles_required": False}.items():
+            CONF.set_override(key, value, group=group)
+        # Nova's client for the real Neutron: user calls carry the caller's token and the catalog
+        # keystonemiddleware passed on; admin calls (port binding) use this service user
+        net = self.settings["neutron"]
+        group = "neutron"
+        CONF.register_opts(ks_loading.get_auth_plugin_conf_options("password"), group=group)
+        for key, value in {"auth_type": "password", "auth_url": auth["auth_url"],
+                           "username": net["username"], "password": net["password"],
+                           "project_name": net["project"], "user_domain_name": "Default",
+                           "project_domain_name": "Default", "region_name": net["region"],
+                           "valid_interfaces": ["public"]}.items():
             CONF.set_override(key, value, group=group)
         # the harness's default driver holds 8 tiny servers; the plain fake one holds thousands
         self.flags(compute_driver="fake.FakeDriver")
@@ -177,27 +121,6 @@ def _real_notifications(path):
         rpc.init(CONF)  # NOTIFICATION_TRANSPORT from [oslo_messaging_notifications]: the real one
 
 
-def _control(ports, environ):
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = json.loads(environ["wsgi.input"].read(length) or b"{}")
-    if environ.get("PATH_INFO") == "/_harness/networks":
-        return json.dumps({"network_id": ports.allocating(body["network"], body["cidr"])}).encode()
-    port_id = ports.create(body["project_id"], body["network"], body["cidr"], body["ip"],
-                           body.get("floating"))
-    return json.dumps({"port_id": port_id}).encode()
-
-
-def _app(nova_app, ports):
-    def app(environ, start_response):
-        if environ.get("PATH_INFO", "").startswith("/_harness/"):
-            data = _control(ports, environ)
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [data]
-        return nova_app(environ, start_response)
-
-    return app
-
-
 class _Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
     daemon_threads = True
 
@@ -208,6 +131,8 @@ class _QuietHandler(simple_server.WSGIRequestHandler):
 
 
 def main():
+    # kill -USR1 <pid>: every thread's stack to nova.log (the test base captures Nova's own logging)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     with open(sys.argv[1]) as handle:
         settings = json.load(handle)
     harness = Harness(settings)
@@ -227,9 +152,8 @@ def main():
     nova_policy.init()
     if settings.get("notifications"):
         _real_notifications(settings["notifications"])
-    ports = ProjectPorts(harness.neutron)
     server = simple_server.make_server(settings.get("host", "127.0.0.1"), settings.get("port", 0),
-                                       _app(harness.api_fixture.app(), ports), server_class=_Server,
+                                       harness.api_fixture.app(), server_class=_Server,
                                        handler_class=_QuietHandler)
     # the test base captures sys.stdout/stderr: speak on the real descriptors
     os.write(1, f"READY {server.server_address[1]}\n".encode())

@@ -1,8 +1,9 @@
-"""A real Keystone (uWSGI, SQLite) and Nova's functional harness on loopback, for tests and benchmarks.
+"""A real Keystone and Neutron (uWSGI, SQLite) and Nova's functional harness on loopback, for tests
+and benchmarks.
 
-Both run from the OpenStack venv ``.openstack-venv`` that ``scripts/openstack-test-services``
-makes (its own venv: Keystone and Nova pin what homevol must not). Started once per test
-session; stopped by their own pids. Traffic stays on 127.0.0.1. Given a RabbitMQ URL, both send
+All run from the OpenStack venv ``.openstack-venv`` that ``scripts/openstack-test-services``
+makes (its own venv: Keystone, Neutron and Nova pin what homevol must not). Started once per
+test session; stopped by their own pids. Traffic stays on 127.0.0.1. Given a RabbitMQ URL, both send
 their notifications there with the settings docs/listen.md gives operators (the broker must be
 up first: a notifier blocks while it retries).
 """
@@ -13,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -26,6 +28,7 @@ HARNESS = Path(__file__).resolve().parent / "nova_harness.py"
 POLICIES = REPO / "examples" / "openstack"  # what docs/openstack.md tells an operator to install
 ADMIN_PW = "admin-secret"
 NOVA_PW = "nova-secret"
+NEUTRON_PW = "neutron-secret"
 REGIONS = ("RegionOne", "RegionTwo")
 
 # docs/listen.md, "Setting it up": what an operator puts in keystone.conf and nova.conf so that
@@ -131,19 +134,111 @@ policy_file = {POLICIES / "keystone-policy.yaml"}
              "--die-on-term", "--need-app"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"keystone exited: {(self.workdir / 'uwsgi.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(self.url, timeout=2):  # noqa: S310 (loopback)
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("keystone did not answer in 60 s")
+        _wait_for(self.url, self.proc, self.workdir / "uwsgi.log", "keystone")
 
     def stop(self) -> None:
         _stop(self.proc)
+
+
+class Neutron:
+    """Neutron 29 under uWSGI: ML2 with the no-agent driver (tests/support/neutron-noagent), the
+    router plugin for floating IPs, SQLite, no RPC (nothing listens: there are no agents). One
+    Neutron serves every region; it tells the first region's Nova of port changes."""
+
+    def __init__(self, workdir: Path, keystone: Keystone) -> None:
+        self.workdir = workdir
+        self.keystone = keystone
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def prepare(self) -> None:
+        d = self.workdir
+        auth = f"""auth_url = {self.keystone.url}
+auth_type = password
+project_name = service
+user_domain_name = Default
+project_domain_name = Default
+region_name = {REGIONS[0]}
+"""
+        (d / "neutron.conf").write_text(f"""[DEFAULT]
+core_plugin = ml2
+service_plugins = router
+auth_strategy = keystone
+transport_url = fake://
+api_workers = 1
+rpc_workers = 0
+log_file = {d}/neutron.log
+notify_nova_on_port_status_changes = true
+notify_nova_on_port_data_changes = true
+allow_overlapping_ips = true
+api_paste_config = {VENV}/etc/neutron/api-paste.ini
+state_path = {d}/state
+[database]
+connection = sqlite:///{d}/neutron.db
+[keystone_authtoken]
+www_authenticate_uri = {self.keystone.url}
+{auth}username = neutron
+password = {NEUTRON_PW}
+interface = public
+service_token_roles_required = false
+[nova]
+{auth}username = nova
+password = {NOVA_PW}
+endpoint_type = public
+[oslo_concurrency]
+lock_path = {d}/lock
+[agent]
+report_interval = 0
+[ml2]
+type_drivers = flat,vxlan
+project_network_types = vxlan
+mechanism_drivers = noagent
+extension_drivers = port_security
+[ml2_type_flat]
+flat_networks = public
+[ml2_type_vxlan]
+vni_ranges = 1:10000
+""")
+        # Neutron's migrations ALTER constraints, which SQLite cannot: the schema from its models
+        # (as its own unit tests make it), then alembic stamped at the heads
+        subprocess.run([str(VENV / "bin" / "python"), "-c",
+                        "import sys, sqlalchemy; from neutron.db.migration.models import head; "
+                        "head.get_metadata().create_all(sqlalchemy.create_engine(sys.argv[1]))",
+                        f"sqlite:///{d}/neutron.db"], check=True, capture_output=True, timeout=120)
+        subprocess.run([str(VENV / "bin" / "neutron-db-manage"), "--config-file", str(d / "neutron.conf"),
+                        "stamp", "heads"], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        env = dict(os.environ, OS_NEUTRON_CONFIG_DIR=str(self.workdir),
+                   OS_NEUTRON_CONFIG_FILES="neutron.conf")
+        log = (self.workdir / "uwsgi.log").open("wb")
+        # one thread: SQLite under several is "database is locked"; so no keep-alive either, or
+        # one idle connection holds the only thread; threads enabled for the Nova notifier's own
+        self.proc = subprocess.Popen(
+            [str(VENV / "bin" / "uwsgi"), "--http-socket", f"127.0.0.1:{self.port}",
+             "--add-header", "Connection: close", "--wsgi", "neutron.wsgi.api:application",
+             "--processes", "1", "--threads", "1", "--enable-threads", "--master", "--lazy-apps",
+             "--die-on-term", "--need-app", "--buffer-size", "65535", "--listen", "100"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True)
+        _wait_for(self.url, self.proc, self.workdir / "uwsgi.log", "neutron")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def _wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback)
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{what} did not answer in 60 s")
 
 
 class NovaHarness:
@@ -166,6 +261,7 @@ class NovaHarness:
                                                                self.keystone.notifications_url)))
         settings.write_text(json.dumps({"keystone": {
             "auth_url": self.keystone.url, "username": "nova", "password": NOVA_PW, "project": "service"},
+            "neutron": {"username": "nova", "password": NOVA_PW, "project": "service", "region": self.region},
             "policy_file": str(POLICIES / "nova-policy.yaml"), "notifications": str(notifications)}))
         log: IO[bytes] = (self.workdir / "nova.log").open("wb")
         self.proc = subprocess.Popen(
@@ -178,23 +274,6 @@ class NovaHarness:
             self.stop()
             raise RuntimeError(f"nova harness failed: {(self.workdir / 'nova.log').read_text()[-3000:]}")
         self.url = f"http://127.0.0.1:{int(line.split()[1])}/v2.1"
-
-    def create_port(self, project_id: str, network: str, cidr: str, ip: str,
-                    floating: str | None = None) -> str:
-        return self._control("ports", {"project_id": project_id, "network": network, "cidr": cidr,
-                                       "ip": ip, "floating": floating})["port_id"]
-
-    def allocating_network(self, network: str, cidr: str) -> str:
-        """A network whose ports get the next free address of ``cidr``: for servers booted many
-        in one request (``min_count``), where no port can be made beforehand."""
-        return self._control("networks", {"network": network, "cidr": cidr})["network_id"]
-
-    def _control(self, path: str, body: dict[str, str | None]) -> dict[str, str]:
-        root = self.url.rsplit("/v2.1", 1)[0]
-        request = urllib.request.Request(f"{root}/_harness/{path}", data=json.dumps(body).encode(),  # noqa: S310
-                                         method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
-            return {k: str(v) for k, v in json.load(response).items()}
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.stdin is not None:
@@ -220,24 +299,25 @@ def admin_connection(keystone: Keystone, region: str = REGIONS[0]) -> Any:
                              project_domain_name="Default", region_name=region)
 
 
-def add_service_user(conn: Any) -> None:
-    """The ``nova`` service user keystonemiddleware validates tokens with."""
+def add_service_users(conn: Any) -> None:
+    """The ``nova`` and ``neutron`` service users (keystonemiddleware validates tokens with them;
+    Nova asks Neutron for ports as ``nova``, Neutron tells Nova of port changes as ``nova``)."""
     service = conn.identity.create_project(name="service", domain_id="default")
-    user = conn.identity.create_user(name="nova", password=NOVA_PW, domain_id="default")
-    for role in ("admin", "service"):
-        found = conn.identity.find_role(role) or conn.identity.create_role(name=role)
-        conn.identity.assign_project_role_to_user(service, user, found)
+    for name, password in (("nova", NOVA_PW), ("neutron", NEUTRON_PW)):
+        user = conn.identity.create_user(name=name, password=password, domain_id="default")
+        for role in ("admin", "service"):
+            found = conn.identity.find_role(role) or conn.identity.create_role(name=role)
+            conn.identity.assign_project_role_to_user(service, user, found)
 
 
-def register_compute(conn: Any, nova: NovaHarness) -> None:
-    """A compute endpoint for ``nova.region`` in the catalog (regions made as needed)."""
-    if conn.identity.find_region(nova.region) is None:
-        conn.identity.create_region(id=nova.region)
-    service = conn.identity.find_service("nova") or conn.identity.create_service(
-        name="nova", type="compute")
+def register(conn: Any, service_type: str, region: str, url: str) -> None:
+    """An endpoint of ``service_type`` for ``region`` in the catalog (regions made as needed)."""
+    if conn.identity.find_region(region) is None:
+        conn.identity.create_region(id=region)
+    name = {"compute": "nova", "network": "neutron"}[service_type]
+    service = conn.identity.find_service(name) or conn.identity.create_service(name=name, type=service_type)
     for interface in ("public", "internal"):
-        conn.identity.create_endpoint(service_id=service.id, interface=interface, url=nova.url,
-                                      region_id=nova.region)
+        conn.identity.create_endpoint(service_id=service.id, interface=interface, url=url, region_id=region)
 
 
 IMAGE = "155d900f-4e14-4e4c-a73d-069cbf4541e6"  # one of the Glance fixture's images
@@ -252,28 +332,83 @@ class Cloud:
                  notifications_url: str = "") -> None:
         self.workdir = workdir
         self.keystone = Keystone(workdir / "keystone", notifications_url)
+        self.neutron = Neutron(workdir / "neutron", self.keystone)
         self.novas = {r: NovaHarness(workdir / f"nova-{r}", self.keystone, r) for r in regions}
         self.admin: Any = None
         self.builder: Any = None
         self._builders: dict[tuple[str, str], Any] = {}
+        self._networks: dict[str, tuple[str, str]] = {}  # name -> (network id, subnet id)
+        self._routed: set[str] = set()  # networks with a router to the public one
+        self._lock = threading.Lock()  # servers are booted from several threads
 
     def start(self) -> None:
-        for path in (self.keystone.workdir, *(n.workdir for n in self.novas.values())):
+        for path in (self.keystone.workdir, self.neutron.workdir, *(n.workdir for n in self.novas.values())):
             path.mkdir(parents=True, exist_ok=True)
         self.keystone.prepare()
         self.keystone.start()
         self.admin = admin_connection(self.keystone)
-        add_service_user(self.admin)
+        add_service_users(self.admin)
+        self.neutron.prepare()
+        self.neutron.start()
+        for region in self.novas:
+            register(self.admin, "network", region, self.neutron.url)
         for nova in self.novas.values():
             nova.start()
-            register_compute(self.admin, nova)
+            register(self.admin, "compute", nova.region, nova.url)
+        self.admin = admin_connection(self.keystone)  # a token whose catalog has them all
         self.builder = self.admin.identity.create_user(name="builder", password=BUILDER_PW,
                                                        domain_id="default")
 
     def stop(self) -> None:
         for nova in self.novas.values():
             nova.stop()
+        self.neutron.stop()
         self.keystone.stop()
+
+    def network(self, name: str, cidr: str) -> tuple[str, str]:
+        """A shared network with one subnet (made by the admin once, by name): any project's
+        ports go on it, and one address may be on two networks (overlapping subnets)."""
+        with self._lock:
+            if name not in self._networks:
+                net = self.admin.network.create_network(name=name, is_shared=True)
+                subnet = self.admin.network.create_subnet(network_id=net.id, cidr=cidr, ip_version=4,
+                                                          name=f"{name}-subnet", is_dhcp_enabled=False)
+                self._networks[name] = (net.id, subnet.id)
+            return self._networks[name]
+
+    def create_port(self, project_id: str, network: str, cidr: str, ip: str,
+                    floating: str | None = None) -> str:
+        """A port of the project with the fixed address the test chose (and a floating one)."""
+        net_id, subnet_id = self.network(network, cidr)
+        network_api = self.admin.network
+        for stale in network_api.ports(network_id=net_id, fixed_ips=f"ip_address={ip}"):
+            if not stale.device_id:  # a deleted server's port, which Nova leaves (it did not make it)
+                network_api.delete_port(stale)
+        port = network_api.create_port(network_id=net_id, project_id=project_id,
+                                       fixed_ips=[{"subnet_id": subnet_id, "ip_address": ip}])
+        if floating:
+            public = self._routed_to_public(network, subnet_id)
+            network_api.create_ip(floating_network_id=public, floating_ip_address=floating,
+                                  project_id=project_id, port_id=port.id)
+        return str(port.id)
+
+    def _routed_to_public(self, network: str, subnet_id: str) -> str:
+        """The external network ``public`` (172.24.4.0/24), routed to ``network``'s subnet."""
+        network_api = self.admin.network
+        with self._lock:
+            public = network_api.find_network("public")
+            if public is None:
+                public = network_api.create_network(name="public", is_router_external=True,
+                                                    provider_network_type="flat",
+                                                    provider_physical_network="public")
+                network_api.create_subnet(network_id=public.id, cidr="172.24.4.0/24", ip_version=4,
+                                          is_dhcp_enabled=False, name="public-subnet")
+            if network not in self._routed:
+                router = network_api.create_router(name=f"router-{network}",
+                                                   external_gateway_info={"network_id": public.id})
+                network_api.add_interface_to_router(router, subnet_id=subnet_id)
+                self._routed.add(network)
+            return str(public.id)
 
     def role(self, name: str) -> Any:
         return self.admin.identity.find_role(name) or self.admin.identity.create_role(name=name)
@@ -323,7 +458,7 @@ class Cloud:
               cidr: str = "10.20.0.0/16", ip: str | None = None, floating: str | None = None) -> Any:
         networks: Any = "none"
         if ip is not None:
-            networks = [{"port": self.novas[region].create_port(project.id, network, cidr, ip, floating)}]
+            networks = [{"port": self.create_port(project.id, network, cidr, ip, floating)}]
         return self.as_builder(project.id, region).compute.create_server(
             name=name, flavor_id="1", image_id=IMAGE, networks=networks)
 
